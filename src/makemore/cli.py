@@ -1,0 +1,243 @@
+"""The `makemore` command line: parses arguments, seeds, calls library functions, nothing else.
+
+Each subcommand is an `add_<name>` function (its arguments) and a `cmd_<name>` function (its
+work), listed in `COMMANDS`. A `MakemoreError` becomes one sentence on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from . import __version__
+from .config import DataConfig, ModelConfig, TrainConfig
+from .errors import MakemoreError
+from .models import create_model, get_spec, model_config, model_names, n_params
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+HELP_FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or positive, got {v}")
+    return v
+
+
+def _floats(s: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# option groups shared by train and doctor
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("input", nargs="?", default=None, help="text file, one item per line (default: built-in US first names)")
+    g.add_argument("--val-file", default=None, help="validation items instead of a split of INPUT")
+    g.add_argument("--test-file", default=None, help="test items instead of a split of INPUT")
+    g.add_argument("--max-len", type=int, default=DataConfig.max_len, help="longest item accepted, in characters")
+    g.add_argument("--split-seed", type=int, default=DataConfig.seed, help="seed of the train/val/test shuffle")
+
+
+def add_model_options(p: argparse.ArgumentParser, default_model: str = "transformer") -> None:
+    g = p.add_argument_group("model (size options default to the model's own sizes, see `makemore models`)")
+    g.add_argument("--model", default=default_model, choices=model_names(), help="model family")
+    g.add_argument("--n-embd", type=int, default=None, help="embedding width")
+    g.add_argument("--n-hidden", type=int, default=None, help="hidden width")
+    g.add_argument("--n-layer", type=int, default=None, help="number of hidden layers / blocks")
+    g.add_argument("--n-head", type=int, default=None, help="attention heads (transformer)")
+    g.add_argument("--context", type=int, default=None, help="characters of context (mlp, wavenet)")
+    g.add_argument("--norm", choices=["batch", "layer", "group", "none"], default=None, help="normalization (MLP family)")
+    g.add_argument("--activation", choices=["tanh", "relu", "gelu"], default=None, help="hidden nonlinearity")
+    g.add_argument("--dropout", type=float, default=None, help="dropout probability")
+    g.add_argument("--loss", choices=["torch", "makemore"], default=None, help="cross-entropy implementation")
+    g.add_argument("--smoothing", type=float, default=None, help="add-k smoothing (counts)")
+    g.add_argument("--init-gain", type=float, default=None, help="gain of hidden-layer init (default: the nonlinearity's, 5/3 for tanh)")
+    g.add_argument("--init-output-scale", type=float, default=None, help="scale of the output layer's initial weights (default 0.1)")
+    g.add_argument("--bias-init", type=float, default=None, help="constant initial bias of hidden layers (default 0)")
+    g.add_argument("--hidden-bias", action="store_true", default=None, help="keep biases in linear layers followed by a norm")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (default 3000 when --time is not given)")
+    g.add_argument("--time", type=float, default=None, help="train for this many seconds")
+    g.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="items per step")
+    g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default=TrainConfig.optimizer)
+    g.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate")
+    g.add_argument("--momentum", type=float, default=TrainConfig.momentum, help="momentum (sgd, rmsprop)")
+    g.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay, help="weight decay / L2 on matrices")
+    g.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip, help="max gradient norm (0 disables)")
+    g.add_argument("--schedule", choices=["constant", "step", "cosine"], default=TrainConfig.schedule, help="learning-rate schedule")
+    g.add_argument("--warmup", type=int, default=TrainConfig.warmup, help="warm-up steps (cosine)")
+    g.add_argument("--min-lr", type=float, default=TrainConfig.min_lr, help="final learning rate (cosine)")
+    g.add_argument("--lr-drops", type=_floats, default=TrainConfig.lr_drops,
+                   help="step schedule: where the rate drops, fractions of the run (<1) or step numbers")
+    g.add_argument("--lr-drop-factor", type=float, default=TrainConfig.lr_drop_factor, help="step schedule: factor per drop")
+    g.add_argument("--eval-interval", type=int, default=TrainConfig.eval_interval, help="steps between evaluations and checkpoints")
+    g.add_argument("--log-interval", type=int, default=TrainConfig.log_interval, help="steps between progress lines")
+    g.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of initialization, batches and dropout")
+    g.add_argument("--device", default=TrainConfig.device, help="auto, cpu or cuda")
+
+
+def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
+    return model_config(
+        a.model, n_embd=a.n_embd, n_hidden=a.n_hidden, n_layer=a.n_layer, n_head=a.n_head, context=a.context,
+        norm=a.norm, activation=a.activation, dropout=a.dropout, loss=a.loss, smoothing=a.smoothing,
+        init_gain=a.init_gain, init_output_scale=a.init_output_scale, bias_init=a.bias_init, hidden_bias=a.hidden_bias,
+    )
+
+
+def data_config_from_args(a: argparse.Namespace) -> DataConfig:
+    return DataConfig(input=a.input, val_file=a.val_file, test_file=a.test_file, max_len=a.max_len, seed=a.split_seed)
+
+
+def train_config_from_args(a: argparse.Namespace, default_steps: int | None = 3000) -> TrainConfig:
+    steps = a.steps if (a.steps is not None or a.time is not None) else default_steps
+    return TrainConfig(
+        steps=steps, time=a.time, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
+        weight_decay=a.weight_decay, grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=a.warmup,
+        min_lr=a.min_lr, lr_drops=a.lr_drops, lr_drop_factor=a.lr_drop_factor, eval_interval=a.eval_interval,
+        log_interval=a.log_interval, seed=a.seed, device=a.device,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# subcommands
+
+
+def add_train(p: argparse.ArgumentParser) -> None:
+    add_data_options(p)
+    add_model_options(p)
+    add_train_options(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--out", default=None, help="run directory (default: runs/MODEL-TIME)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
+    g.add_argument("--samples", type=int, default=10, help="items to sample at the end")
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    import time
+    from .run import train_run
+
+    if a.resume and not a.out:
+        raise MakemoreError("--resume needs --out RUN_DIR, the run to continue")
+    out = a.out or f"runs/{a.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tcfg = train_config_from_args(a, default_steps=None if a.resume else 3000)
+    result = train_run(data_config_from_args(a), model_config_from_args(a), tcfg, out, resume=a.resume,
+                       tensorboard=a.tensorboard, n_samples=a.samples)
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a run directory made by `makemore train`")
+    p.add_argument("--file", default=None, help="evaluate on this file of lines instead of the run's splits")
+    p.add_argument("--skip-unknown", action="store_true", help="leave out items with characters the model never saw")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from .run import eval_run, format_metrics
+
+    result = eval_run(a.run_dir, a.file, a.skip_unknown, a.device)
+    if a.json:
+        print(json.dumps(result))
+        return 0
+    skipped = result.pop("skipped", None)
+    print(format_metrics(result))
+    if skipped:
+        chars = " ".join(repr(c) for c in skipped["characters"])
+        print(f"skipped {skipped['items']} item(s) with characters the model never saw: {chars}")
+    return 0
+
+
+def add_sample(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a run directory made by `makemore train`")
+    p.add_argument("-n", type=int, default=10, help="how many items")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (<1: safer, >1: wilder)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely characters")
+    p.add_argument("--prefix", default="", help="start every item with this text")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same items")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {item, in}")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def cmd_sample(a: argparse.Namespace) -> int:
+    from .run import sample_run
+
+    rows = sample_run(a.run_dir, a.n, a.temperature, a.top_k, a.prefix, a.seed, a.device)
+    if a.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for r in rows:
+        print(r["item"] if r["in"] == "new" else f"{r['item']}  ({r['in']})")
+    new = sum(r["in"] == "new" for r in rows)
+    print(f"novelty: {new}/{len(rows)} new ({100 * new / len(rows):.0f}%)", file=sys.stderr)
+    return 0
+
+
+def add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vocab-size", type=int, default=27, help="vocabulary size used for the parameter counts")
+    p.add_argument("--block-size", type=int, default=16, help="positions used for the parameter counts")
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    print(f"{'model':<12} {'parameters':>10}  description (vocabulary {a.vocab_size}, block {a.block_size})")
+    for name in model_names():
+        cfg = model_config(name, vocab_size=a.vocab_size, block_size=a.block_size)
+        print(f"{name:<12} {n_params(create_model(cfg)):>10,}  {get_spec(name).description}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "train": ("train a model on a file of lines (or the built-in names)", add_train, cmd_train),
+    "eval": ("exact loss of a trained run on its splits or a file", add_eval, cmd_eval),
+    "sample": ("generate new items from a trained run", add_sample, cmd_sample),
+    "models": ("list the model zoo with parameter counts", add_models, cmd_models),
+}
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="makemore", description="Make more of the items in a file: character-level language models.")
+    parser.add_argument("--version", action="version", version=f"makemore {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (help_, add, _) in COMMANDS.items():
+        add(sub.add_parser(name, help=help_, description=help_, formatter_class=HELP_FMT))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command][2](args)
+    except MakemoreError as e:
+        print(f"makemore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,44 @@
+"""Causal bag of words: each position sees the uniform average of the embeddings so far.
+
+Karpathy's makemore BoW: token + position embeddings, one block of causal averaging and an
+MLP with residual connections, then an MLP head. The causal average is a cumulative sum
+divided by the count, equal to uniform causal attention without the (T, T) matrix.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from . import register_model
+from .common import activation, init_hidden_, init_output_, lm_loss
+
+
+@register_model("bow", "causal bag of words + MLP", n_embd=64, n_hidden=128, activation="tanh")
+class BoW(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        fc, proj, head_fc = (nn.Linear(cfg.n_embd, cfg.n_hidden), nn.Linear(cfg.n_hidden, cfg.n_embd),
+                             nn.Linear(cfg.n_embd, cfg.n_hidden))
+        for lin in (fc, head_fc):
+            init_hidden_(lin, cfg.activation, cfg.init_gain, cfg.bias_init)
+        init_hidden_(proj, "linear")
+        self.mlp = nn.Sequential(fc, activation(cfg.activation), proj)
+        self.head = nn.Sequential(head_fc, activation(cfg.activation))
+        self.lm_head = nn.Linear(cfg.n_hidden, cfg.vocab_size)
+        init_output_(self.lm_head, cfg.init_output_scale)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T = idx.shape
+        pos = torch.arange(T, device=idx.device)
+        x = self.wte(idx) + self.wpe(pos)  # (B, T, n_embd)
+        counts = torch.arange(1, T + 1, device=idx.device, dtype=x.dtype).view(1, T, 1)
+        x = x + x.cumsum(1) / counts  # causal uniform average of positions <= t
+        x = x + self.mlp(x)
+        logits = self.lm_head(self.head(x))  # (B, T, V)
+        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
+        return logits, loss

@@ -1,0 +1,43 @@
+"""MLP language model after Bengio et al. 2003, "A Neural Probabilistic Language Model".
+
+Embed each of the `context` previous characters, concatenate the embeddings through a view,
+then hidden layers (linear -> norm -> activation) and an output layer; makemore part 2-4.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from . import register_model
+from .common import context_windows, hidden_block, init_output_, lm_loss
+
+
+@register_model(
+    "mlp",
+    "Bengio 2003: concatenated context embeddings -> hidden layers -> logits",
+    context=5, n_embd=24, n_hidden=256, n_layer=2, norm="none", activation="tanh",
+)
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        layers: list[nn.Module] = []
+        n_in = cfg.context * cfg.n_embd
+        for _ in range(cfg.n_layer):
+            layers += hidden_block(n_in, cfg.n_hidden, cfg)
+            n_in = cfg.n_hidden
+        self.hidden = nn.Sequential(*layers)
+        self.lm_head = nn.Linear(n_in, cfg.vocab_size)
+        init_output_(self.lm_head, cfg.init_output_scale)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T = idx.shape
+        windows = context_windows(idx, self.config.context)  # (B, T, context)
+        emb = self.wte(windows)  # (B, T, context, n_embd), freshly allocated, contiguous
+        x = emb.view(B * T, -1)  # (B*T, context*n_embd): the concatenation is a view, no copy
+        logits = self.lm_head(self.hidden(x)).view(B, T, -1)  # (B, T, V)
+        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
+        return logits, loss

@@ -1,0 +1,58 @@
+"""Recurrent models: vanilla RNN (Mikolov et al. 2010), GRU (Cho et al. 2014), LSTM (Hochreiter & Schmidhuber 1997).
+
+Built on PyTorch's fused `nn.RNN` / `nn.GRU` / `nn.LSTM` kernels, with a learned start state.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from . import register_model
+from .common import init_output_, lm_loss
+
+_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class Recurrent(nn.Module):
+    kind = "rnn"
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.rnn = _CELLS[self.kind](
+            cfg.n_embd, cfg.n_hidden, num_layers=cfg.n_layer, batch_first=True,
+            dropout=cfg.dropout if cfg.n_layer > 1 else 0.0,
+        )
+        n_state = 2 if self.kind == "lstm" else 1  # the LSTM carries (h, c)
+        self.start = nn.Parameter(torch.zeros(n_state, cfg.n_layer, 1, cfg.n_hidden))
+        self.lm_head = nn.Linear(cfg.n_hidden, cfg.vocab_size)
+        init_output_(self.lm_head, cfg.init_output_scale)
+
+    def initial_state(self, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        s = self.start.expand(-1, -1, batch, -1).contiguous()  # (n_state, n_layer, B, H)
+        return (s[0], s[1]) if self.kind == "lstm" else s[0]
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        emb = self.wte(idx)  # (B, T, n_embd)
+        out, _ = self.rnn(emb, self.initial_state(idx.size(0)))  # (B, T, n_hidden)
+        logits = self.lm_head(out)  # (B, T, V)
+        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
+        return logits, loss
+
+
+@register_model("rnn", "vanilla tanh RNN (nn.RNN)", n_embd=64, n_hidden=128, n_layer=1)
+class RNN(Recurrent):
+    kind = "rnn"
+
+
+@register_model("gru", "gated recurrent unit (nn.GRU)", n_embd=64, n_hidden=128, n_layer=1)
+class GRU(Recurrent):
+    kind = "gru"
+
+
+@register_model("lstm", "long short-term memory (nn.LSTM)", n_embd=64, n_hidden=128, n_layer=1)
+class LSTM(Recurrent):
+    kind = "lstm"

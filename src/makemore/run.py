@@ -1,0 +1,233 @@
+"""A run from start to finish: set up (or resume) a run directory, train, evaluate, sample.
+
+These are the library calls behind `makemore train`, `eval` and `sample`:
+
+    from makemore import train_run, eval_run, sample_run
+    result = train_run(DataConfig(input="names.txt"), model_config("mlp"), TrainConfig(steps=2000), out="runs/mlp")
+    print(eval_run("runs/mlp")["test"]["nll"], sample_run("runs/mlp", n=5))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from .callbacks import Checkpointer, MetricsLogger, Progress, StepZeroReport, TensorBoardLogger, require_tensorboard
+from .checkpoint import Checkpoint, RunDir, atomic_write_json, load_checkpoint, load_model, save_checkpoint
+from .config import DataConfig, ModelConfig, TrainConfig, to_dict
+from .data import Dataset, Vocab, build_splits, load_dataset, read_items
+from .errors import MakemoreError
+from .evaluate import evaluate_split
+from .models import create_model, n_params
+from .sampling import generate, novelty
+from .train import Trainer, TrainState, validate_train_config
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when PyTorch sees a GPU; 'cuda' without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MakemoreError(f"--device {name} was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise MakemoreError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    state: TrainState
+    metrics: dict[str, dict[str, float]]   # split -> evaluate_split figures of the best model
+    samples: list[str]
+    n_params: int
+
+
+def _dataset_from_run(run: RunDir, vocab: Vocab, block_size: int) -> Dataset:
+    sp = run.read_splits()
+    return build_splits(sp["train"], sp["val"], sp["test"], str(run.path), block_size=block_size, vocab=vocab)
+
+
+def _new_run_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise MakemoreError(f"run directory {out} already exists and is not empty; use --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def train_run(
+    data_cfg: DataConfig,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    tensorboard: bool = False,
+    stream: IO[str] | None = None,
+    extra_callbacks: tuple[Any, ...] = (),
+    n_samples: int = 10,
+) -> RunResult:
+    """Train a model in run directory `out` (new, or continued with `resume=True`).
+
+    With `resume`, the configs come from the run's last checkpoint; `train_cfg.steps` and
+    `train_cfg.time`, when set, may extend the run. Training continues exactly where the
+    checkpoint left off: the same batches, the same parameters, bit for bit on the CPU.
+    """
+    stream = stream or sys.stderr
+    out = Path(out)
+    run = RunDir(out)
+    validate_train_config(train_cfg)
+    device = resolve_device(train_cfg.device)
+    ckpt: Checkpoint | None = None
+    if resume:
+        if not run.last.is_file():
+            raise MakemoreError(f"cannot resume: {run.last} does not exist")
+        ckpt = load_checkpoint(run.last)
+        data_cfg, model_cfg = ckpt.data_config, ckpt.model_config
+        train_cfg = dataclasses.replace(
+            ckpt.train_config,
+            steps=train_cfg.steps if train_cfg.steps is not None else ckpt.train_config.steps,
+            time=train_cfg.time if train_cfg.time is not None else ckpt.train_config.time,
+            device=train_cfg.device,
+        )
+        dataset = _dataset_from_run(run, ckpt.vocab, model_cfg.block_size)
+        created = False
+    else:
+        dataset = load_dataset(data_cfg)
+        model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
+        if tensorboard:
+            require_tensorboard()  # fail before the run directory exists
+        _new_run_dir(out)
+        created = True
+    try:
+        return _train_in_dir(run, dataset, data_cfg, model_cfg, train_cfg, device, ckpt, tensorboard, stream, extra_callbacks, n_samples)
+    except BaseException:
+        # a run that failed before its first checkpoint leaves nothing behind that looks like a run
+        if created and not run.last.exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train_in_dir(
+    run: RunDir, dataset: Dataset, data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig,
+    device: torch.device, ckpt: Checkpoint | None, tensorboard: bool, stream: IO[str],
+    extra_callbacks: tuple[Any, ...], n_samples: int,
+) -> RunResult:
+    torch.manual_seed(train_cfg.seed)  # initialization and dropout draw from the global generator
+    try:
+        model = create_model(model_cfg)
+    except ValueError as e:
+        raise MakemoreError(f"cannot build model {model_cfg.name!r}: {e}") from None
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model_state)
+    model.to(device)
+    data = dataset.to(device)
+    if ckpt is None:
+        atomic_write_json(run.config, {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)})
+        atomic_write_json(run.splits, {k: s.items for k, s in dataset.splits.items()} | {"dropped": dataset.dropped})
+        for name, k in dataset.dropped.items():
+            if k:
+                stream.write(f"note: dropped {k} {name} item(s) with characters not in the training items\n")
+    checkpointer = Checkpointer(run, model_cfg, train_cfg, data_cfg, dataset.vocab)
+    callbacks: list[Any] = [StepZeroReport(dataset.vocab.size, stream), MetricsLogger(run.metrics), Progress(stream), checkpointer]
+    if tensorboard:
+        callbacks.append(TensorBoardLogger(run.path / "tensorboard"))
+    callbacks += list(extra_callbacks)
+    trainer = Trainer(model, data, train_cfg, device, callbacks)
+    if ckpt is not None:
+        if trainer.optimizer is not None and ckpt.optimizer_state is not None:
+            trainer.optimizer.load_state_dict(ckpt.optimizer_state)
+        if ckpt.rng_state is not None:
+            trainer.load_rng_state(ckpt.rng_state)
+        trainer.state = TrainState(step=ckpt.step, elapsed=ckpt.elapsed, best_val=ckpt.best_val)
+        stream.write(f"resuming {run.path} at step {ckpt.step}\n")
+    else:
+        stream.write(
+            f"training {model_cfg.name} ({n_params(model):,} parameters) on {dataset.source}: "
+            f"{len(dataset.splits['train'].items)} train / {len(dataset.splits['val'].items)} val / "
+            f"{len(dataset.splits['test'].items)} test items, vocabulary {dataset.vocab.size}, device {device}\n"
+        )
+    try:
+        state = trainer.fit()
+    except KeyboardInterrupt:
+        save_checkpoint(run.last, checkpointer.checkpoint(trainer))
+        stream.write(f"\ninterrupted at step {trainer.state.step}; continue with: makemore train --out {run.path} --resume\n")
+        raise
+    return finish_run(run, device, stream, n_samples, state)
+
+
+def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: int, state: TrainState) -> RunResult:
+    """Exact figures of the best checkpoint on every split, a few samples, then summary.json."""
+    ckpt, model, dataset = load_run(run.path, device)
+    metrics = {name: evaluate_split(model, split) for name, split in dataset.splits.items() if split.items}
+    samples = generate(model, dataset.vocab, ckpt.model_config.block_size, n_samples, seed=0, device=device) if n_samples else []
+    summary = {
+        "model": ckpt.model_config.name, "n_params": n_params(model), "steps": state.step, "best_step": ckpt.step,
+        "train_seconds": state.elapsed, "step0_loss": state.step0_loss, "metrics": metrics,
+    }
+    atomic_write_json(run.summary, summary)
+    stream.write("\n" + format_metrics(metrics) + "\n")
+    if samples:
+        stream.write("samples:\n" + "\n".join(f"  {s}" for s in samples) + "\n")
+    return RunResult(run.path, state, metrics, samples, n_params(model))
+
+
+def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'split':<6} {'nll (nats/char)':>16} {'bits/char':>10} {'perplexity':>11} {'chars':>8}"]
+    for name, m in metrics.items():
+        lines.append(f"{name:<6} {m['nll']:>16.4f} {m['bpc']:>10.4f} {m['perplexity']:>11.3f} {m['n_chars']:>8}")
+    return "\n".join(lines)
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Checkpoint, torch.nn.Module, Dataset]:
+    """The inference checkpoint (best.pt, else last.pt) of a run, its model and its splits."""
+    run = RunDir(run_dir)
+    ckpt = load_checkpoint(run.checkpoint_for_inference())
+    model = load_model(ckpt, device)
+    dataset = _dataset_from_run(run, ckpt.vocab, ckpt.model_config.block_size).to(device)
+    return ckpt, model, dataset
+
+
+def eval_run(run_dir: str | Path, file: str | Path | None = None, skip_unknown: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Exact NLL, bits/char and perplexity on the run's splits, or on `file`.
+
+    Items with characters the model never saw are an error naming them, or with
+    `skip_unknown` are left out and counted.
+    """
+    dev = resolve_device(device)
+    ckpt, model, dataset = load_run(run_dir, dev)
+    if file is None:
+        return {name: evaluate_split(model, s) for name, s in dataset.splits.items() if s.items}
+    items = read_items(file, max_len=ckpt.model_config.block_size - 1)
+    unknown = ckpt.vocab.unknown(items)
+    skipped = 0
+    if unknown:
+        shown = " ".join(repr(c) for c in sorted(unknown)[:20])
+        if not skip_unknown:
+            raise MakemoreError(f"{file} has characters the model never saw: {shown} (use --skip-unknown to leave those items out)")
+        kept = [s for s in items if not ckpt.vocab.unknown([s])]
+        skipped = len(items) - len(kept)
+        items = kept
+        if not items:
+            raise MakemoreError(f"every item of {file} has characters the model never saw")
+    split = build_splits(items, [], [], str(file), block_size=ckpt.model_config.block_size, vocab=ckpt.vocab).splits["train"]
+    result: dict[str, Any] = {"file": evaluate_split(model, split.to(dev))}
+    if skipped:
+        result["skipped"] = {"items": skipped, "characters": sorted(unknown)}
+    return result
+
+
+def sample_run(
+    run_dir: str | Path, n: int = 10, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
+    seed: int = 0, device: str = "auto",
+) -> list[dict[str, str]]:
+    """Generate `n` items in one batch; each is marked 'train', 'val', 'test' or 'new'."""
+    dev = resolve_device(device)
+    ckpt, model, _ = load_run(run_dir, dev)
+    samples = generate(model, ckpt.vocab, ckpt.model_config.block_size, n, temperature, top_k, prefix, seed, dev)
+    marks = novelty(samples, RunDir(run_dir).read_splits())
+    return [{"item": s, "in": m} for s, m in zip(samples, marks)]

@@ -1,0 +1,273 @@
+"""The training loop: batches, optimizer, learning-rate schedule, evaluation, callbacks.
+
+The loop knows no model family and no diagnostics: anything that watches or records
+training (metrics files, progress bars, checkpoints, the diagnostics monitor) is a
+`Callback`. Batches are gathered by index from tensors already on the device, and the loss
+is read back to the host only at logging and evaluation steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .data import Dataset
+from .errors import MakemoreError
+from .evaluate import evaluate_split
+
+
+# ---------------------------------------------------------------------------------------------
+# schedule and optimizer
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Learning rate at `step`; `progress` in [0, 1] is the fraction of the run done.
+
+    A pure function of its arguments (nanoGPT's habit), so a resumed run gets the same rates.
+    """
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        # drops below 1 are fractions of the run, others are step numbers (the lectures: 100k of 200k)
+        passed = sum(1 for d in cfg.lr_drops if (progress >= d if d < 1 else step >= d))
+        return cfg.lr * cfg.lr_drop_factor**passed
+    if cfg.schedule == "cosine":
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        total = cfg.steps if cfg.steps else None
+        frac = (step - cfg.warmup) / max(1, total - cfg.warmup) if total else progress
+        frac = min(max(frac, 0.0), 1.0)
+        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * frac))
+    raise MakemoreError(f"unknown learning-rate schedule {cfg.schedule!r}; choose constant, step or cosine")
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW / SGD / RMSProp; weight decay on matrices only (biases and norm gains are not decayed)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    kw: dict[str, Any] = {"foreach": None} if fused is None else ({"fused": True} if fused else {"foreach": True})
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=1e-8, **kw)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **kw)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum if cfg.momentum else 0.0, **kw)
+    raise MakemoreError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or rmsprop")
+
+
+def validate_train_config(cfg: TrainConfig) -> None:
+    """Reject impossible settings with one sentence each, before anything is written."""
+    if cfg.steps is not None and cfg.steps < 0:
+        raise MakemoreError(f"--steps must be zero or a positive number of steps, got {cfg.steps}")
+    if cfg.time is not None and cfg.time <= 0:
+        raise MakemoreError(f"--time must be a positive number of seconds, got {cfg.time}")
+    if cfg.batch_size < 1:
+        raise MakemoreError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if not cfg.lr > 0:
+        raise MakemoreError(f"--lr must be positive, got {cfg.lr}")
+    if cfg.eval_interval < 1 or cfg.log_interval < 1:
+        raise MakemoreError("--eval-interval and --log-interval must be at least 1")
+    if cfg.schedule == "cosine" and cfg.steps is None and cfg.time is None:
+        raise MakemoreError("the cosine schedule needs --steps or --time to know where the run ends")
+    if cfg.optimizer not in ("adamw", "sgd", "rmsprop"):
+        raise MakemoreError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or rmsprop")
+
+
+# ---------------------------------------------------------------------------------------------
+# callbacks
+
+
+class Callback(Protocol):
+    """Hooks into the loop; implement any subset (the Trainer checks with getattr)."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+    def on_step_end(self, trainer: Trainer, loss: torch.Tensor) -> None: ...
+    def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_eval(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
+
+@dataclass
+class TrainState:
+    step: int = 0                   # optimizer steps taken
+    elapsed: float = 0.0            # seconds of training (resumed runs add up)
+    best_val: float | None = None
+    last_loss: float | None = None
+    step0_loss: float | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+class Trainer:
+    """Trains `model` on `dataset` (already on `device`) with `cfg`.
+
+    Args:
+        callbacks: objects with any of the `Callback` methods.
+        rank, world_size: this process's place among data-parallel workers; each draws its
+            own disjoint slice of every global batch (the global batch is `cfg.batch_size`).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        cfg: TrainConfig,
+        device: torch.device,
+        callbacks: Sequence[Any] = (),
+        optimizer: torch.optim.Optimizer | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.cfg = cfg
+        self.device = device
+        self.callbacks = list(callbacks)
+        self.rank, self.world_size = rank, world_size
+        self.train_split = dataset.splits["train"]
+        self.closed_form = hasattr(model, "fit_closed_form")  # e.g. the counts bigram
+        has_params = any(p.requires_grad for p in model.parameters())
+        self.optimizer = optimizer or (make_optimizer(model, cfg) if has_params and not self.closed_form else None)
+        # batch indices come from their own generator so they do not depend on anything else
+        # (dropout, initialization) and can be saved and restored for bit-exact resume
+        self.batch_gen = torch.Generator(device=device)
+        self.batch_gen.manual_seed(cfg.seed)
+        self.state = TrainState()
+        self.stop_requested = False
+        if cfg.batch_size % world_size:
+            raise MakemoreError(f"--batch-size {cfg.batch_size} is not divisible by {world_size} processes")
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def get_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's slice of a global batch of rows, gathered on the device."""
+        n = self.train_split.x.size(0)
+        idx = torch.randint(n, (self.cfg.batch_size,), generator=self.batch_gen, device=self.device)
+        if self.world_size > 1:
+            per = self.cfg.batch_size // self.world_size
+            idx = idx[self.rank * per : (self.rank + 1) * per]
+        return self.train_split.x[idx], self.train_split.y[idx]  # (B, T) each
+
+    def progress(self) -> float:
+        fracs = []
+        if self.cfg.steps:
+            fracs.append(self.state.step / self.cfg.steps)
+        if self.cfg.time:
+            fracs.append(self.state.elapsed / self.cfg.time)
+        return min(max(fracs, default=0.0), 1.0)
+
+    def done(self) -> bool:
+        c, s = self.cfg, self.state
+        if self.stop_requested:
+            return True
+        if c.steps is not None and s.step >= c.steps:
+            return True
+        return c.time is not None and s.elapsed >= c.time
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step; returns the loss as a device tensor (no host sync)."""
+        assert self.optimizer is not None
+        lr = lr_at(self.cfg, self.state.step, self.progress())
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        _, loss = self.model(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
+        self.optimizer.step()
+        return loss.detach()
+
+    def evaluate(self, splits: Sequence[str] = ("val",)) -> dict[str, float]:
+        out = {}
+        for name in splits:
+            split = self.dataset.splits[name]
+            if split.x.size(0):
+                out[f"{name}_loss"] = evaluate_split(self.model, split)["nll"]
+        return out
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def fit(self) -> TrainState:
+        s, c = self.state, self.cfg
+        self.model.train()
+        self._call("on_train_start")
+        if self.closed_form:
+            self.model.fit_closed_form(self.train_split.x, self.train_split.y)  # type: ignore[operator]
+            s.step = c.steps or 0
+            self._eval_and_notify()
+            self._call("on_train_end")
+            return s
+        t_last = time.perf_counter()
+        while not self.done():
+            x, y = self.get_batch()
+            loss = self.train_step(x, y)
+            if s.step == 0:
+                s.step0_loss = loss.item()
+            s.step += 1
+            now = time.perf_counter()
+            s.elapsed += now - t_last
+            t_last = now
+            self._call("on_step_end", loss)
+            if s.step % c.log_interval == 0 or self.done():
+                s.last_loss = loss.item()  # the only host sync outside evaluation
+                if not math.isfinite(s.last_loss):
+                    self._call("on_log", self._log_record())
+                    raise MakemoreError(
+                        f"training diverged at step {s.step} (loss {s.last_loss}); lower the learning rate "
+                        "(try `makemore doctor` to see why)"
+                    )
+                self._call("on_log", self._log_record())
+            if s.step % c.eval_interval == 0 or self.done():
+                self._eval_and_notify()
+                t_last = time.perf_counter()  # evaluation time is not training time
+        self._call("on_train_end")
+        return s
+
+    def _log_record(self) -> dict[str, float]:
+        s = self.state
+        assert self.optimizer is not None
+        return {"step": s.step, "loss": s.last_loss, "lr": self.optimizer.param_groups[0]["lr"], "elapsed": s.elapsed}
+
+    def _eval_and_notify(self) -> None:
+        metrics = {"step": self.state.step, **self.evaluate(("val",)), "elapsed": self.state.elapsed}
+        val = metrics.get("val_loss")
+        metrics["is_best"] = val is not None and (self.state.best_val is None or val < self.state.best_val)
+        if metrics["is_best"]:
+            self.state.best_val = val
+        self.state.history.append(metrics)
+        self._call("on_eval", metrics)
+
+    # -- state for checkpoints ---------------------------------------------------------------
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        st = {"batch": self.batch_gen.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            st["cuda"] = torch.cuda.get_rng_state(self.device)
+        return st
+
+    def load_rng_state(self, st: dict[str, torch.Tensor]) -> None:
+        self.batch_gen.set_state(st["batch"])
+        torch.set_rng_state(st["torch"])
+        if self.device.type == "cuda" and "cuda" in st:
+            torch.cuda.set_rng_state(st["cuda"], self.device)
+
