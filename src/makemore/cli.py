@@ -230,7 +230,10 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a bad option (already reported in one line)
+        return int(e.code or 0)
     if args.command is None:
         parser.print_help()
         return 2

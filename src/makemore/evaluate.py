@@ -30,9 +30,9 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int = 2048) -> di
         for i in range(0, split.x.size(0), batch_size):
             x, y = split.x[i : i + batch_size], split.y[i : i + batch_size]
             logits, _ = model(x)
-            nll = F.cross_entropy(
-                logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE, reduction="none"
-            )
+            if logits.dtype != torch.float64:
+                logits = logits.float()  # bf16/fp16 logits are scored in float32
+            nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE, reduction="none")
             total += nll.double().sum()
             count += int((y != IGNORE).sum())
     finally:

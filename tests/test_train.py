@@ -1,0 +1,108 @@
+"""The training loop: schedules, optimizers, checkpoints and the resume-after-kill property."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from makemore.checkpoint import load_checkpoint
+from makemore.config import DataConfig, TrainConfig
+from makemore.models import model_config
+from makemore.run import train_run
+from makemore.train import lr_at, make_optimizer
+
+
+def test_lr_schedules():
+    const = TrainConfig(lr=0.1)
+    assert lr_at(const, 500, 0.5) == 0.1
+    # the lectures' step decay: 0.1, then 0.01 after 100k of 200k steps
+    step = TrainConfig(lr=0.1, schedule="step", lr_drops=(100_000,), lr_drop_factor=0.1, steps=200_000)
+    assert lr_at(step, 99_999, 0.4999) == 0.1
+    assert math.isclose(lr_at(step, 100_000, 0.5), 0.01)
+    frac = TrainConfig(lr=1.0, schedule="step", lr_drops=(0.5, 0.75), lr_drop_factor=0.5, steps=100)
+    assert [lr_at(frac, s, s / 100) for s in (10, 50, 80)] == [1.0, 0.5, 0.25]
+    cos = TrainConfig(lr=1.0, schedule="cosine", warmup=10, min_lr=0.1, steps=110)
+    assert math.isclose(lr_at(cos, 0, 0.0), 0.1)  # warm-up starts small
+    assert math.isclose(lr_at(cos, 9, 0.0), 1.0)
+    assert math.isclose(lr_at(cos, 60, 0.5), 0.55)  # halfway down: min + (max-min)/2
+    assert math.isclose(lr_at(cos, 110, 1.0), 0.1)
+
+
+@pytest.mark.parametrize("opt", ["adamw", "sgd", "rmsprop"])
+def test_optimizers_and_weight_decay_groups(opt):
+    from makemore.models import create_model
+
+    model = create_model(model_config("mlp", vocab_size=27, block_size=16))
+    o = make_optimizer(model, TrainConfig(optimizer=opt, weight_decay=0.1))
+    decayed = {id(p) for g in o.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in decayed) == (p.dim() >= 2), name  # matrices decay, biases do not
+
+
+def test_counts_model_fits_in_one_pass(names_file, tmp_path):
+    result = train_run(DataConfig(input=str(names_file)), model_config("counts"), TrainConfig(steps=0), tmp_path / "run",
+                       stream=io.StringIO(), n_samples=3)
+    assert result.metrics["test"]["nll"] < 2.9  # far below ln(27) = 3.30
+    assert len(result.samples) == 3
+    assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def _train_cmd(data: Path, out: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "makemore", "train", str(data), "--model", "mlp", "--n-hidden", "64", "--dropout", "0.1",
+            "--steps", str(steps), "--eval-interval", "50", "--log-interval", "50", "--batch-size", "16",
+            "--schedule", "cosine", "--warmup", "20", "--out", str(out), "--samples", "0", "--device", "cpu"]
+
+
+def test_resume_after_sigkill_is_bit_exact(names_file, tmp_path):
+    """Kill a run with SIGKILL mid-way, resume it: the same parameters as an uninterrupted run."""
+    steps = 1500
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = tmp_path / "full"
+    subprocess.run(_train_cmd(names_file, full, steps), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(names_file, killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (killed / "last.pt").exists() and load_checkpoint(killed / "last.pt").step >= 100:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step_at_kill = load_checkpoint(killed / "last.pt").step
+    assert 0 < step_at_kill < steps, "the run should have been killed mid-way"
+    assert not (killed / "summary.json").exists()  # a killed run does not look finished
+
+    resume = [sys.executable, "-m", "makemore", "train", "--out", str(killed), "--resume", "--samples", "0", "--device", "cpu"]
+    subprocess.run(resume, check=True, env=env, capture_output=True)
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(killed / "last.pt")
+    assert a.step == b.step == steps
+    for k in a.model_state:
+        assert torch.equal(a.model_state[k], b.model_state[k]), k
+    assert json.loads((killed / "summary.json").read_text())["steps"] == steps
+
+
+def test_metrics_and_best_checkpoint(names_file, tmp_path):
+    out = tmp_path / "run"
+    stream = io.StringIO()
+    train_run(DataConfig(input=str(names_file)), model_config("bigram"), TrainConfig(steps=60, eval_interval=20, log_interval=20, lr=0.1),
+              out, stream=stream, n_samples=0)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [20, 40, 60]
+    best = min(evals, key=lambda r: r["val_loss"])
+    assert load_checkpoint(out / "best.pt").step == best["step"]
+    # the bigram starts from a uniform softmax: its step-0 loss is exactly ln(vocab size)
+    m = re.search(r"step-0 loss ([\d.]+), ln\(vocab size (\d+)\) = ([\d.]+)", stream.getvalue())
+    assert m and m.group(1) == m.group(3) == f"{math.log(int(m.group(2))):.4f}"
