@@ -25,7 +25,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-HELP_FMT = argparse.ArgumentDefaultsHelpFormatter
+class HELP_FMT(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' for options that have a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def _positive_int(s: str) -> int:
@@ -79,10 +85,10 @@ def add_model_options(p: argparse.ArgumentParser, default_model: str = "transfor
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (default 3000 when --time is not given)")
+    g.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (3000 when neither --steps nor --time is given)")
     g.add_argument("--time", type=float, default=None, help="train for this many seconds")
     g.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="items per step")
-    g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default=TrainConfig.optimizer)
+    g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default=TrainConfig.optimizer, help="optimizer")
     g.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate")
     g.add_argument("--momentum", type=float, default=TrainConfig.momentum, help="momentum (sgd, rmsprop)")
     g.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay, help="weight decay / L2 on matrices")
@@ -190,9 +196,9 @@ def cmd_sample(a: argparse.Namespace) -> int:
     rows = sample_run(a.run_dir, a.n, a.temperature, a.top_k, a.prefix, a.seed, a.device)
     if a.json:
         print(json.dumps(rows, ensure_ascii=False))
-        return 0
-    for r in rows:
-        print(r["item"] if r["in"] == "new" else f"{r['item']}  ({r['in']})")
+    else:
+        for r in rows:
+            print(r["item"] if r["in"] == "new" else f"{r['item']}  ({r['in']})")
     new = sum(r["in"] == "new" for r in rows)
     print(f"novelty: {new}/{len(rows)} new ({100 * new / len(rows):.0f}%)", file=sys.stderr)
     return 0
