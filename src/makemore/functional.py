@@ -34,19 +34,16 @@ class CrossEntropy(torch.autograd.Function):
         # half-precision logits are reduced in float32 (as PyTorch's kernels accumulate in float)
         work = logits.float() if logits.dtype in _LOW_PRECISION else logits  # (N, V)
         valid = targets != ignore_index  # (N,)
-        safe = torch.where(valid, targets, torch.zeros_like(targets))  # (N,) a real class on ignored rows
-        # max-subtracted log-sum-exp: exp of (logit - max) is at most 1, so it cannot overflow;
+        safe = targets.masked_fill(~valid, 0).unsqueeze(1)  # (N, 1) a real class on ignored rows
+        # max-subtracted log-sum-exp: exp(logit - max) is at most 1, so it cannot overflow;
         # the one (N, V) temporary is exponentiated in place and freed after the sum
         m = work.amax(dim=1, keepdim=True)  # (N, 1)
-        # a row whose max is +-inf would give inf - inf = nan; shift such rows by 0 instead (no host sync)
-        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-        lse = (work - m).exp_().sum(dim=1).log_() + m.squeeze(1)  # (N,)
-        picked = work.gather(1, safe.unsqueeze(1)).squeeze(1)  # (N,) logit of the target
+        lse = (work - m).exp_().sum(dim=1, keepdim=True).log_().add_(m)  # (N, 1)
+        row_loss = (lse - work.gather(1, safe)).masked_fill_(~valid.unsqueeze(1), 0.0)  # (N, 1), 0 on ignored rows
         n_valid = valid.sum()
-        # rows with an ignored target contribute 0; the mean over no rows is nan, as in PyTorch
-        loss = torch.where(valid, lse - picked, torch.zeros_like(lse)).sum() / n_valid
         ctx.save_for_backward(logits, lse, safe, valid, n_valid)
-        return loss.to(logits.dtype)
+        # the mean over no rows is 0 / 0 = nan, as in PyTorch
+        return (row_loss.sum() / n_valid).to(logits.dtype)
 
     @staticmethod
     @once_differentiable
@@ -55,13 +52,11 @@ class CrossEntropy(torch.autograd.Function):
         work = logits.float() if logits.dtype in _LOW_PRECISION else logits
         # d loss / d logits = (softmax - one_hot) / N on valid rows, 0 on ignored rows;
         # softmax = exp(logits - lse), built in place in the tensor that is returned
-        grad = (work - lse.unsqueeze(1)).exp_()  # (N, V)
-        rows = torch.arange(grad.size(0), device=grad.device)
-        grad[rows, safe] -= 1.0
-        # one (N, 1) factor: upstream gradient / N on valid rows, 0 on ignored ones (0 if N = 0)
-        scale = torch.where(valid, grad_out.to(grad.dtype) / n_valid.clamp_min(1), torch.zeros((), dtype=grad.dtype, device=grad.device))
-        grad.mul_(scale.unsqueeze(1))
-        return grad.to(logits.dtype), None, None
+        grad = (work - lse).exp_()  # (N, V)
+        grad.scatter_add_(1, safe, torch.full_like(lse, -1.0))  # minus the one-hot
+        # one (N, 1) factor: upstream gradient / N on valid rows, 0 on ignored ones (and when N = 0)
+        scale = valid.unsqueeze(1).to(grad.dtype) * (grad_out.to(grad.dtype) / n_valid.clamp_min(1))  # (N, 1)
+        return grad.mul_(scale).to(logits.dtype), None, None
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:

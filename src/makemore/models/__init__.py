@@ -68,6 +68,6 @@ def n_params(model: nn.Module) -> int:
 
 
 # importing the families registers them, in the order `makemore models` lists them
-from . import bigram, mlp, wavenet, rnn, bow, transformer  # noqa: E402,F401
+from . import bigram, mlp, mlp_manual, wavenet, rnn, bow, transformer  # noqa: E402,F401
 
 __all__ = ["ModelSpec", "register_model", "model_names", "get_spec", "model_config", "create_model", "n_params"]
