@@ -1,0 +1,421 @@
+"""Checks: pure functions from `Records` to `Finding`s, each with a stable code.
+
+Every check reads only the records (plain numbers), so each is tested on hand-made records.
+A finding names the layer or parameter, gives the numbers that triggered it next to the
+healthy range, and says how to fix it. The healthy ranges follow Karpathy's "Building
+makemore Part 3" lecture and were set with `bench/doctor_suite.py` (healthy and faulty runs
+of every model family); the reasoning for each is next to its threshold in `Thresholds`.
+
+Codes (stable; tools may match on them):
+    init.loss_too_high          step-0 loss far above ln(classes): a confidently wrong softmax
+    act.saturated               many tanh/sigmoid outputs in the flat tails
+    act.dead_units              units that passed no gradient on any example over a window
+    grad.vanishing              gradients shrink by orders of magnitude towards the input
+    grad.exploding              gradients grow towards the input, or are NaN/Inf
+    update.too_small            update:data ratio far below ~1e-3: learning rate too low
+    update.too_large            update:data ratio far above ~1e-3: learning rate too high
+    norm.batch_stats_mismatch   BatchNorm's train-mode and eval-mode outputs disagree
+    norm.bias_before_batchnorm  a bias that the following BatchNorm cancels
+    loss.diverging              the loss became NaN/Inf or rose well above its best
+    loss.plateau                the loss barely moved
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .records import ModuleInfo, Records, StepRecord
+
+SEVERITIES = ("info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str                     # stable identifier, e.g. "act.saturated"
+    severity: str                 # info | warning | error
+    where: str                    # the layer, parameter or quantity concerned
+    evidence: str                 # the numbers that triggered it, next to the healthy range
+    fix: str                      # what to change
+    step: int | None = None       # the step the evidence comes from (None: the whole run)
+
+    @property
+    def rank(self) -> int:
+        return SEVERITIES.index(self.severity)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "severity": self.severity, "where": self.where, "evidence": self.evidence,
+                "fix": self.fix, "step": self.step}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    # A near-uniform softmax at step 0 gives a loss of ln(V). Logits with std s add about s^2/2
+    # nats, so 20% above ln(V) (0.66 nats for V=27) means logits of std ~1.1 or more: already
+    # confidently wrong. Twice ln(V) is the lecture's "27 instead of 3.3" kind of error.
+    init_loss_rel: float = 0.2
+    init_loss_abs: float = 0.25          # ... and at least this many nats above (small V)
+    # With the tanh gain 5/3 on unit-variance inputs the pre-activations have std 5/3, and about
+    # 21% of the outputs sit beyond |t| > 0.97 (the lecture's first layer shows 20%); deeper
+    # layers settle near 5-10%. 35% needs pre-activations of std ~2.6 (a gain ~1.6x too big).
+    saturated_init: float = 0.35
+    saturated_error: float = 0.6        # pre-activations of std > 4: most units pass no gradient
+    saturated_late: float = 0.5         # median over the second half of the run
+    # A unit that passed no gradient on any of (window x batch) examples is dead. A few happen in
+    # healthy nets (info); a tenth of a layer is capacity thrown away (warning).
+    dead_frac: float = 0.1
+    # Gradient std at the first vs the last hidden layer. Healthy nets (with the right gain,
+    # normalization or residuals) stay within a factor ~3; 10^1.5 (~30x) means the signal fades
+    # or grows geometrically with depth.
+    depth_decades: float = 1.5
+    # log10 update:data ratio, median over weight matrices and recording steps. The lectures aim
+    # for -3; Adam on GPT-style 0.02-std weights sits near -2 at the start. Above -1 every step
+    # changes each weight matrix by more than 10% of its spread; below -4.5 a thousand steps move
+    # the weights by less than 3%.
+    update_max: float = -1.0
+    update_min: float = -4.5
+    update_target: float = -2.5         # where the suggested learning-rate change aims
+    # Train-mode vs eval-mode output gap of a BatchNorm layer, in output stds, once the running
+    # statistics had time to converge. Sampling noise of a 512-row batch gives ~0.05-0.1.
+    bn_mismatch: float = 0.25
+    bn_min_steps: int = 50              # momentum 0.1 forgets its initial (0, 1) in ~50 steps
+    # A bias in front of BatchNorm gets an exactly-zero gradient (the mean is subtracted):
+    # rms below this fraction of its weight's rms is numerically zero.
+    bias_grad_rel: float = 1e-4
+    # Loss curves are judged on moving averages over 5% of the run (at least 5 steps).
+    diverge_abs: float = 0.3            # nats above the best smoothed loss ...
+    diverge_rel: float = 0.1            # ... and this fraction of it
+    plateau_min_steps: int = 100
+    plateau_rel: float = 0.02           # less than 2% improvement from start to end
+
+
+DEFAULT = Thresholds()
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}" if x == x else "nan"
+
+
+def _nonlinear(r: Records) -> list[ModuleInfo]:
+    return [m for m in r.modules if m.role in ("saturating", "relu")]
+
+
+def _depth_chain(r: Records) -> list[ModuleInfo]:
+    """Layers along the depth of the network: the nonlinearities, else the hidden linear layers."""
+    chain = _nonlinear(r)
+    if len(chain) < 2:
+        chain = [m for m in r.modules if m.role == "linear" and m.name != r.output_module]
+    return chain
+
+
+def _before(r: Records, name: str) -> str | None:
+    names = [m.name for m in r.modules]
+    i = names.index(name)
+    return names[i - 1] if i > 0 else None
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else math.nan
+
+
+def _smooth(losses: list[float], w: int) -> list[float]:
+    """Moving average over w steps (trailing), for finite losses."""
+    out, acc = [], 0.0
+    for i, x in enumerate(losses):
+        acc += x
+        if i >= w:
+            acc -= losses[i - w]
+        out.append(acc / min(i + 1, w))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the checks
+
+
+def check_init_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    if r.first_step != 0 or not r.losses or not r.n_classes or r.n_classes < 2:
+        return []
+    loss0, expected = r.losses[0], math.log(r.n_classes)
+    if not math.isfinite(loss0) or loss0 - expected <= max(t.init_loss_rel * expected, t.init_loss_abs):
+        return []
+    where = r.output_module or "the output layer"
+    return [Finding(
+        "init.loss_too_high", "error" if loss0 > 2 * expected else "warning", where,
+        f"step-0 loss {loss0:.2f}, expected about {expected:.2f} (ln {r.n_classes}) for a near-uniform softmax; "
+        f"healthy below {expected * (1 + t.init_loss_rel):.2f}",
+        f"scale {where}'s initial weights down (multiply by about 0.01-0.1) and zero its bias, so the first "
+        "logits are near zero and the softmax near uniform (makemore: --init-output-scale 0.1)",
+        step=0,
+    )]
+
+
+def check_saturation(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    layers = [m for m in _nonlinear(r) if m.role == "saturating"]
+    if not r.steps or not layers:
+        return []
+    first = r.steps[0]
+    late = r.steps[len(r.steps) // 2 :] if len(r.steps) >= 4 else []
+    bad = []  # (fraction, layer, step, phase)
+    for m in layers:
+        a = first.acts.get(m.name)
+        if a is not None and a.saturated is not None and a.saturated > t.saturated_init:
+            bad.append((a.saturated, m, first.step, "at the first recorded step"))
+            continue
+        fr = [s.acts[m.name].saturated for s in late if m.name in s.acts and s.acts[m.name].saturated is not None]
+        if fr and _median(fr) > t.saturated_late:
+            bad.append((_median(fr), m, late[-1].step, f"median over steps {late[0].step}-{late[-1].step}"))
+    if not bad:
+        return []
+    frac, m, step, phase = max(bad, key=lambda b: b[0])
+    others = ", ".join(f"{b[1].name} {b[0]:.0%}" for b in bad if b[1] is not m)
+    prev = _before(r, m.name)
+    return [Finding(
+        "act.saturated", "error" if frac > t.saturated_error else "warning", m.name,
+        f"{frac:.0%} of {m.name}'s {m.kind} outputs are saturated (|t| > 0.97, {phase})"
+        + (f"; also {others}" if others else "") + f"; healthy below {t.saturated_init:.0%} (about 5-20% at init)",
+        f"the inputs of {m.name} are too large: initialize {prev or 'the layer before it'} with std = gain/sqrt(fan_in) "
+        "and gain 5/3 for tanh (kaiming_normal_(w, nonlinearity='tanh')), or put BatchNorm/LayerNorm before the "
+        "nonlinearity (makemore: leave --init-gain at its default, or --norm batch)",
+        step=step,
+    )]
+
+
+def _dead_in_windows(r: Records, m: ModuleInfo) -> tuple[int, int, int, int, int]:
+    """The worst window of `r.window` consecutive records: (dead units, units, examples, first step, last step)."""
+    recs = [s for s in r.steps if m.name in s.acts and s.acts[m.name].unit_active is not None]
+    w = min(r.window, len(recs))
+    best = (0, m.units, 0, 0, 0)
+    for end in range(w, len(recs) + 1):
+        win = recs[end - w : end]
+        active = [sum(col) for col in zip(*(s.acts[m.name].unit_active for s in win))]  # type: ignore[misc]
+        dead = sum(1 for a in active if a == 0)
+        if dead > best[0] or end == w:
+            best = (dead, len(active), sum(s.acts[m.name].rows for s in win), win[0].step, win[-1].step)
+    return best
+
+
+def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    worst = None
+    for m in _nonlinear(r):
+        dead, units, examples, s0, s1 = _dead_in_windows(r, m)
+        if dead and (worst is None or dead / units > worst[0] / worst[1]):
+            worst = (dead, units, examples, s0, s1, m)
+    if worst is None:
+        return []
+    dead, units, examples, s0, s1, m = worst
+    frac = dead / units
+    what = "saturated (|t| > 0.97)" if m.role == "saturating" else "never positive"
+    if m.role == "saturating":
+        fix = (f"these units sit in {m.kind}'s flat tails for every input: shrink the initial weights of "
+               f"{_before(r, m.name) or 'the layer before'} (gain 5/3 for tanh) or normalize its output (BatchNorm)")
+    else:
+        fix = ("dead ReLUs never recover: do not initialize biases negative (use 0), use kaiming init with the ReLU "
+               "gain, lower the learning rate if they die during training, or use LeakyReLU/GELU")
+    return [Finding(
+        "act.dead_units", "warning" if frac >= t.dead_frac else "info", m.name,
+        f"{dead} of {units} units ({frac:.1%}) of {m.name} ({m.kind}) were {what} on every one of {examples:,} "
+        f"examples in steps {s0}-{s1}; healthy: none (warning from {t.dead_frac:.0%})",
+        fix, step=s1,
+    )]
+
+
+def _depth_ratio(rec: StepRecord, first: str, last: str) -> float | None:
+    """log10(grad std at the first layer / at the last layer) on one record."""
+    a, b = rec.grads.get(first), rec.grads.get(last)
+    if a is None or b is None or not (b.std > 0) or not math.isfinite(a.std) or not math.isfinite(b.std):
+        return None
+    return math.log10(a.std / b.std) if a.std > 0 else -math.inf
+
+
+def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    out = []
+    bad = [(s.step, name, g.nonfinite) for s in r.steps for name, g in s.grads.items() if g.nonfinite > 0]
+    bad += [(s.step, name, p.grad_nonfinite) for s in r.steps for name, p in s.params.items() if p.grad_nonfinite > 0]
+    if bad:
+        step, name, frac = min(bad, key=lambda b: b[0])
+        out.append(Finding(
+            "grad.exploding", "error", name,
+            f"{frac:.1%} of the gradient at {name} is NaN or Inf at step {step}; healthy: all finite",
+            "lower the learning rate (about 10x), clip the gradient norm (clip_grad_norm_ to 1.0), and check the "
+            "initialization scale; makemore: --lr, --grad-clip 1.0",
+            step=step,
+        ))
+    chain = _depth_chain(r)
+    if len(chain) < 2 or not r.steps:
+        return out
+    first, last = chain[0].name, chain[-1].name
+    ratios = [(s.step, x) for s in r.steps if (x := _depth_ratio(s, first, last)) is not None]
+    if not ratios:
+        return out
+    init_step, init = ratios[0]
+    med = _median([x for _, x in ratios])
+    lo, lo_step = (init, init_step) if init < med else (med, None)
+    hi, hi_step = (init, init_step) if init > med else (med, None)
+    phase = lambda s: f"at step {s}" if s is not None else "median over the run"  # noqa: E731
+    healthy = f"healthy within 10^±{t.depth_decades:g}"
+    if lo < -t.depth_decades:
+        out.append(Finding(
+            "grad.vanishing", "error" if lo < -2 * t.depth_decades else "warning", first,
+            f"the gradient reaching {first} is 10^{_fmt(lo)} of the one reaching {last} ({phase(lo_step)}, "
+            f"{len(chain)} layers); {healthy}",
+            "gradients fade on their way to the early layers: use the nonlinearity's gain in the init "
+            "(kaiming_normal_, 5/3 for tanh), add BatchNorm/LayerNorm, or residual connections; saturated "
+            "units also block gradients (makemore: default --init-gain, --norm batch)",
+            step=lo_step,
+        ))
+    elif hi > t.depth_decades:
+        out.append(Finding(
+            "grad.exploding", "error" if hi > 2 * t.depth_decades else "warning", first,
+            f"the gradient reaching {first} is 10^{_fmt(hi)} times the one reaching {last} ({phase(hi_step)}, "
+            f"{len(chain)} layers); {healthy}",
+            "gradients grow geometrically with depth: the init gain is too large; use std = gain/sqrt(fan_in) "
+            "with the nonlinearity's gain (kaiming_normal_), add normalization, and clip the gradient norm",
+            step=hi_step,
+        ))
+    return out
+
+
+def update_log_ratios(rec: StepRecord) -> list[float]:
+    """log10 update:data ratios of the weight matrices (parameters with a gradient histogram)."""
+    return [math.log10(p.update_ratio) for p in rec.params.values()
+            if p.grad_hist is not None and p.update_ratio is not None and math.isfinite(p.update_ratio) and p.update_ratio > 0]
+
+
+def check_updates(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    per_step = [(s.step, _median(u)) for s in r.steps if (u := update_log_ratios(s))]
+    if not per_step:
+        return []
+    u = _median([x for _, x in per_step])
+    band = f"healthy about 10^-3 (accepted 10^{t.update_min:g} to 10^{t.update_max:g})"
+    ev = f"update:data ratio 10^{u:.1f} (median over weight matrices and {len(per_step)} recorded steps); {band}"
+    factor = 10 ** round(abs(u - t.update_target))
+    if u > t.update_max:
+        return [Finding("update.too_large", "error" if u > 0 else "warning", "learning rate", ev,
+                        f"lower the learning rate about {factor:g}x (or use a schedule with warm-up); each step "
+                        "changes the weights too much to settle", step=None)]
+    if u < t.update_min:
+        return [Finding("update.too_small", "warning", "learning rate", ev,
+                        f"raise the learning rate about {factor:g}x; at this rate the weights barely move", step=None)]
+    return []
+
+
+def check_batchnorm_stats(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    out = []
+    names = [m.name for m in r.modules if m.role == "batchnorm"]
+    for name in names:
+        recs = [s for s in r.steps if name in s.norms and s.step >= t.bn_min_steps]
+        if not recs:
+            continue
+        gap = _median([s.norms[name].mismatch for s in recs[-3:]])
+        if not gap > t.bn_mismatch:
+            continue
+        mom = recs[-1].norms[name].momentum
+        why = (f"momentum {mom:g} averages the running statistics over about {1 / mom:.0f} steps"
+               if mom else "the running statistics are a cumulative average") + f", the run recorded up to step {recs[-1].step}"
+        out.append(Finding(
+            "norm.batch_stats_mismatch", "warning", name,
+            f"train-mode and eval-mode outputs of {name} differ by {gap:.2f} output stds on the training batch "
+            f"(step {recs[-1].step}); healthy below {t.bn_mismatch:g}; {why}",
+            "calibrate the running statistics: raise BatchNorm's momentum (PyTorch's default is 0.1), or after "
+            "training run the training set through in train mode (or compute the mean/var as in the lecture) "
+            "before evaluating; with small batches prefer LayerNorm/GroupNorm",
+            step=recs[-1].step,
+        ))
+    return out
+
+
+def check_bias_before_batchnorm(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    out = []
+    for a, b in zip(r.modules, r.modules[1:]):
+        if a.role != "linear" or b.role != "batchnorm" or a.bias_param is None:
+            continue
+        weight = a.bias_param.rsplit(".", 1)[0] + ".weight" if "." in a.bias_param else "weight"
+        recs = [s for s in r.steps if a.bias_param in s.params and weight in s.params]
+        if recs:
+            pb, pw = recs[-1].params[a.bias_param], recs[-1].params[weight]
+            if not (pw.grad_rms > 0 and pb.grad_rms <= t.bias_grad_rel * pw.grad_rms):
+                continue  # the bias does receive gradient: not directly cancelled
+            ev = (f"{a.bias_param} feeds BatchNorm {b.name}, which subtracts the batch mean: its gradient rms is "
+                  f"{pb.grad_rms:.1e} vs {pw.grad_rms:.1e} for {weight} (step {recs[-1].step}); healthy: no bias there")
+        else:
+            ev = f"{a.bias_param} feeds BatchNorm {b.name}, which subtracts the batch mean and cancels it"
+        out.append(Finding(
+            "norm.bias_before_batchnorm", "warning", a.bias_param, ev,
+            f"build {a.name} with bias=False: BatchNorm's own shift (its bias, beta) does the job, and this bias only "
+            "wastes parameters and optimizer state (makemore: drop --hidden-bias)",
+            step=recs[-1].step if recs else None,
+        ))
+    return out
+
+
+def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    L = r.losses
+    if not L:
+        return []
+    bad = next((i for i, x in enumerate(L) if not math.isfinite(x)), None)
+    if bad is not None:
+        return [Finding(
+            "loss.diverging", "error", "loss",
+            f"the loss became {L[bad]} at step {r.first_step + bad} (last finite "
+            f"{next((x for x in reversed(L[:bad]) if math.isfinite(x)), math.nan):.3g}); healthy: finite and falling",
+            "lower the learning rate about 10x and clip the gradient norm (makemore: --lr, --grad-clip 1.0)",
+            step=r.first_step + bad,
+        )]
+    n = len(L)
+    if n < 20:
+        return []
+    w = max(5, n // 20)
+    sm = _smooth(L, w)[w - 1 :]  # averages of full windows
+    start, best, end = sm[0], min(sm), sm[-1]
+    best_step = r.first_step + w - 1 + sm.index(best)
+    if end > best + max(t.diverge_abs, t.diverge_rel * best):
+        return [Finding(
+            "loss.diverging", "error" if end > start else "warning", "loss",
+            f"the loss (moving average over {w} steps) rose from its best {best:.3f} at step {best_step} to {end:.3f} "
+            f"at the end (started at {start:.3f}); healthy: it keeps falling or stays flat",
+            "lower the learning rate (about 10x) or decay it, and clip the gradient norm (makemore: --lr, "
+            "--schedule cosine, --grad-clip 1.0)",
+            step=r.first_step + n - 1,
+        )]
+    if n >= t.plateau_min_steps and start > 0 and (start - end) / start < t.plateau_rel:
+        return [Finding(
+            "loss.plateau", "warning", "loss",
+            f"the loss (moving average over {w} steps) went from {start:.3f} to {end:.3f} in {n} steps, "
+            f"{(start - end) / start:.1%} better; healthy: at least {t.plateau_rel:.0%} in a short run",
+            "the model is not learning: raise the learning rate (see the update:data ratio), check that gradients "
+            "reach the early layers, and that the data and targets line up",
+            step=r.first_step + n - 1,
+        )]
+    return []
+
+
+CHECKS: list[Callable[[Records, Thresholds], list[Finding]]] = [
+    check_init_loss, check_saturation, check_dead_units, check_gradient_flow, check_updates,
+    check_batchnorm_stats, check_bias_before_batchnorm, check_loss,
+]
+
+CODES = (
+    "init.loss_too_high", "act.saturated", "act.dead_units", "grad.vanishing", "grad.exploding", "update.too_small",
+    "update.too_large", "norm.batch_stats_mismatch", "norm.bias_before_batchnorm", "loss.diverging", "loss.plateau",
+)
+
+
+def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Finding]:
+    """Every check on `records`, most serious first (stable within a severity)."""
+    found = [f for check in CHECKS for f in check(records, thresholds)]
+    return sorted(found, key=lambda f: -f.rank)
+
+
+def worst_severity(findings: list[Finding]) -> str | None:
+    return max(findings, key=lambda f: f.rank).severity if findings else None
+
+
+__all__ = ["Finding", "Thresholds", "DEFAULT", "CHECKS", "CODES", "SEVERITIES", "run_checks", "worst_severity",
+           "update_log_ratios"] + [c.__name__ for c in CHECKS]

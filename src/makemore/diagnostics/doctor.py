@@ -1,0 +1,133 @@
+"""The monitor as a Trainer callback, and the doctor: a short monitored run of a configuration.
+
+`MonitorCallback` plugs a `Monitor` into `makemore.train.Trainer` (the loop knows nothing about
+diagnostics); `makemore train --monitor` uses it to write `diagnostics.json` and `report.html`
+into the run directory. `doctor_run` trains a configuration for a few hundred steps with the
+monitor on and returns the records and findings (`makemore doctor`, `bench/doctor_suite.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from ..config import DataConfig, ModelConfig, TrainConfig, to_dict
+from ..errors import MakemoreError
+from .checks import Finding, run_checks
+from .monitor import Monitor
+from .records import Records
+
+RECORDS_FILE = "diagnostics.json"
+REPORT_FILE = "report.html"
+
+
+class MonitorCallback:
+    """Attaches a Monitor to the Trainer's model and optimizer when training starts.
+
+    Args:
+        every, window: the Monitor's recording interval and unit-activity window.
+        out_dir: when set, `diagnostics.json` and `report.html` are written there at the end.
+        stop_on_nonfinite: ask the Trainer to stop once a recorded loss is NaN/Inf (the doctor:
+            nothing more is learned from training on NaN).
+        meta: extra entries for the records' meta (the configs), shown in the report.
+    """
+
+    def __init__(self, every: int = 100, window: int = 5, out_dir: str | Path | None = None,
+                 stop_on_nonfinite: bool = False, meta: dict[str, Any] | None = None) -> None:
+        self.every, self.window = every, window
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.stop_on_nonfinite = stop_on_nonfinite
+        self.meta = meta or {}
+        self.monitor: Monitor | None = None
+
+    def on_train_start(self, trainer: Any) -> None:
+        if trainer.optimizer is None:  # fitted in closed form (counts): no steps to watch
+            return
+        self.monitor = Monitor(trainer.model, trainer.optimizer, every=self.every, window=self.window,
+                               n_classes=trainer.dataset.vocab.size, start_step=trainer.state.step)
+        self.monitor.records.meta |= self.meta
+
+    def on_step_end(self, trainer: Any, loss: torch.Tensor) -> None:
+        mon = self.monitor
+        if mon is None:
+            return
+        mon.step(loss)
+        if trainer.cfg.steps is not None and trainer.state.step == trainer.cfg.steps - 1:
+            mon.record_next()  # the last step is always recorded
+        steps = mon.records.steps
+        if self.stop_on_nonfinite and steps and steps[-1].step == trainer.state.step - 1 and not math.isfinite(steps[-1].loss):
+            trainer.stop_requested = True
+
+    def on_train_end(self, trainer: Any) -> None:
+        self.finish()
+
+    def finish(self) -> Records:
+        """Detach the monitor and write the files (if `out_dir`); safe to call twice."""
+        if self.monitor is None:
+            return Records(every=self.every, window=self.window, n_classes=None, first_step=0, meta=dict(self.meta))
+        records = self.monitor.close()
+        if self.out_dir is not None:
+            from .report import write_report
+
+            records.save(self.out_dir / RECORDS_FILE)
+            write_report(records, self.out_dir / REPORT_FILE)
+        return records
+
+
+@dataclass
+class DoctorResult:
+    records: Records
+    findings: list[Finding]
+    diverged: bool                # training stopped on a non-finite loss
+    steps: int                    # optimizer steps taken
+
+
+def default_every(steps: int) -> int:
+    """About 40 recordings over a doctor run."""
+    return max(1, steps // 40)
+
+
+def doctor_run(
+    data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, every: int | None = None, window: int = 5,
+    stream: IO[str] | None = None,
+) -> DoctorResult:
+    """Train the configuration for `train_cfg.steps` steps with the monitor on; no run directory."""
+    from ..data import load_dataset
+    from ..models import create_model
+    from ..run import resolve_device
+    from ..train import Trainer, validate_train_config
+
+    steps = train_cfg.steps or 300
+    train_cfg = dataclasses.replace(train_cfg, steps=steps, time=None, eval_interval=steps + 1, log_interval=steps + 1)
+    validate_train_config(train_cfg)
+    device = resolve_device(train_cfg.device)
+    dataset = load_dataset(data_cfg)
+    model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
+    torch.manual_seed(train_cfg.seed)
+    try:
+        model = create_model(model_cfg).to(device)
+    except ValueError as e:
+        raise MakemoreError(f"cannot build model {model_cfg.name!r}: {e}") from None
+    meta = {"model_config": to_dict(model_cfg), "train_config": to_dict(train_cfg), "source": dataset.source}
+    cb = MonitorCallback(every or default_every(steps), window, stop_on_nonfinite=True, meta=meta)
+    trainer = Trainer(model, dataset.to(device), train_cfg, device, [cb])
+    diverged = False
+    try:
+        trainer.fit()
+    except MakemoreError:
+        # the Trainer refuses to go on with a NaN loss; that is a finding here, not a failure
+        if cb.monitor is None or all(math.isfinite(x) for x in cb.monitor.flush().losses):
+            raise
+        diverged = True
+    records = cb.finish()
+    if stream is not None and cb.monitor is None:
+        stream.write(f"{model_cfg.name} is fitted in closed form; there is no training to diagnose\n")
+    return DoctorResult(records, run_checks(records), diverged, trainer.state.step)
+
+
+__all__ = ["MonitorCallback", "DoctorResult", "doctor_run", "default_every", "RECORDS_FILE", "REPORT_FILE"]

@@ -1,0 +1,205 @@
+"""What the monitor recorded: plain dataclasses of host numbers, saved to and loaded from JSON.
+
+This is the hinge of the diagnostics pipeline (hooks -> records -> checks -> plots -> report):
+the hooks fill these, and everything after them reads only these, so every check and every
+picture can be tested on hand-made numbers and regenerated from a saved file
+(`makemore report RUN_DIR`). Nothing here holds a tensor.
+
+Conventions:
+    * `std` is the unbiased standard deviation (`torch.std`'s default, as in the lectures).
+    * A histogram has `len(hist)` equal-width bins spanning [lo, hi] (the finite data range);
+      the last bin includes `hi`.
+    * Non-finite values (NaN, Inf) are counted in `nonfinite` (a fraction of the elements)
+      and left out of every other statistic.
+    * JSON keeps NaN and Infinity as Python's json module writes them (NaN, Infinity).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "makemore-diagnostics-records"
+VERSION = 1
+
+
+@dataclass
+class Histogram:
+    lo: float                     # left edge of the first bin
+    hi: float                     # right edge of the last bin
+    counts: list[int]             # elements per equal-width bin
+
+    def edges(self) -> list[float]:
+        n = len(self.counts)
+        width = (self.hi - self.lo) / n if n else 0.0
+        return [self.lo + i * width for i in range(n + 1)]
+
+
+@dataclass
+class ActStats:
+    """One module's output on one recording step (features on the last axis, channels for 4-d)."""
+
+    mean: float
+    std: float
+    nonfinite: float              # fraction of elements that were NaN or Inf
+    hist: Histogram
+    rows: int                     # examples the unit statistics count over (all but the unit axis)
+    saturated: float | None = None   # saturating nonlinearities: fraction of outputs in the flat tails
+    zero: float | None = None        # ReLU-like: fraction of outputs <= 0 (the unit passes no gradient)
+    unit_active: list[int] | None = None  # nonlinearities: per unit, rows where it passed gradient
+
+
+@dataclass
+class GradStats:
+    """The gradient of the loss with respect to one module's output on one recording step."""
+
+    mean: float
+    std: float
+    nonfinite: float
+    hist: Histogram
+
+
+@dataclass
+class ParamStats:
+    """One parameter on one recording step: its raw gradient (before clipping) and its update."""
+
+    data_std: float               # std of the weights before the optimizer step
+    grad_mean: float
+    grad_std: float
+    grad_rms: float               # sqrt(mean(grad^2)): exactly zero for a bias that BatchNorm cancels
+    grad_nonfinite: float
+    grad_hist: Histogram | None = None   # matrices only
+    update_ratio: float | None = None    # std(W_after - W_before) / std(W_before); None without an optimizer
+
+    @property
+    def grad_data_ratio(self) -> float:
+        return self.grad_std / self.data_std if self.data_std > 0 else math.inf
+
+
+@dataclass
+class NormStats:
+    """A BatchNorm layer on one recording step, measured on the training batch before its update.
+
+    `mismatch` is the root-mean-square difference between the layer's train-mode output (batch
+    statistics) and its eval-mode output (running statistics) on that batch, in units of the
+    train-mode output's std, averaged over channels: for channel c with batch mean/std mu_b, s_b
+    and running mean/std mu_r, s_r it is sqrt((1 - s_b/s_r)^2 + ((mu_b - mu_r)/s_r)^2).
+    """
+
+    mismatch: float
+    momentum: float | None        # the layer's momentum (None: cumulative average)
+
+
+@dataclass
+class StepRecord:
+    step: int                     # 0-based optimizer step the numbers belong to
+    loss: float
+    acts: dict[str, ActStats] = field(default_factory=dict)
+    grads: dict[str, GradStats] = field(default_factory=dict)
+    params: dict[str, ParamStats] = field(default_factory=dict)
+    norms: dict[str, NormStats] = field(default_factory=dict)
+
+
+@dataclass
+class ModuleInfo:
+    name: str                     # qualified name in the model ("hidden.1", "blocks.0.mlp.1")
+    kind: str                     # class name ("Tanh", "Linear")
+    role: str                     # saturating | relu | norm | batchnorm | linear | embedding | other
+    units: int                    # size of the unit axis of its output
+    bias_param: str | None = None # the module's bias parameter, if it has one
+
+
+@dataclass
+class UnitMap:
+    """Which units passed no gradient on which examples, on one recording step (a picture)."""
+
+    step: int
+    inactive: list[list[int]]     # (examples, units): 1 saturated / never positive, 0 otherwise
+
+
+@dataclass
+class Records:
+    every: int                    # recording interval in steps
+    window: int                   # recording steps a per-unit activity window spans
+    n_classes: int | None         # classes of the output (ln of it is the healthy step-0 loss)
+    first_step: int               # step of losses[0]
+    losses: list[float] = field(default_factory=list)   # every step's loss, from first_step on
+    steps: list[StepRecord] = field(default_factory=list)
+    modules: list[ModuleInfo] = field(default_factory=list)  # leaf modules in forward order
+    output_module: str | None = None   # the leaf that produced the logits
+    unit_maps: dict[str, list[UnitMap]] = field(default_factory=dict)  # first and latest map per layer
+    meta: dict[str, Any] = field(default_factory=dict)   # model, optimizer, lr, ... (free-form)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def module(self, name: str) -> ModuleInfo | None:
+        return next((m for m in self.modules if m.name == name), None)
+
+    def loss_at(self, step: int) -> float | None:
+        i = step - self.first_step
+        return self.losses[i] if 0 <= i < len(self.losses) else None
+
+    def upto(self, step: int) -> Records:
+        """These records as they stood at the end of `step` (for "when did it first appear")."""
+        return dataclasses.replace(
+            self,
+            losses=self.losses[: max(0, step - self.first_step + 1)],
+            steps=[s for s in self.steps if s.step <= step],
+            unit_maps={k: [m for m in v if m.step <= step] for k, v in self.unit_maps.items()},
+        )
+
+    # -- JSON --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Records:
+        if d.get("format") != FORMAT:
+            raise ValueError("not a makemore diagnostics records file")
+        if d.get("version") != VERSION:
+            raise ValueError(f"records version {d.get('version')} is not supported (expected {VERSION})")
+        return cls(
+            every=d["every"], window=d["window"], n_classes=d["n_classes"], first_step=d["first_step"],
+            losses=list(d["losses"]),
+            steps=[_step_from_dict(s) for s in d["steps"]],
+            modules=[ModuleInfo(**m) for m in d["modules"]],
+            output_module=d.get("output_module"),
+            unit_maps={k: [UnitMap(**m) for m in v] for k, v in d.get("unit_maps", {}).items()},
+            meta=dict(d.get("meta", {})),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the records as JSON (atomically: a temp file renamed over `path`)."""
+        from ..checkpoint import atomic_write_bytes
+
+        text = json.dumps(self.to_dict(), separators=(",", ":"))
+        atomic_write_bytes(Path(path), lambda f: f.write(text.encode("utf-8")))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Records:
+        with Path(path).open(encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+
+def _hist(d: dict[str, Any] | None) -> Histogram | None:
+    return Histogram(**d) if d is not None else None
+
+
+def _step_from_dict(d: dict[str, Any]) -> StepRecord:
+    return StepRecord(
+        step=d["step"], loss=d["loss"],
+        acts={k: ActStats(**{**v, "hist": _hist(v["hist"])}) for k, v in d["acts"].items()},
+        grads={k: GradStats(**{**v, "hist": _hist(v["hist"])}) for k, v in d["grads"].items()},
+        params={k: ParamStats(**{**v, "grad_hist": _hist(v["grad_hist"])}) for k, v in d["params"].items()},
+        norms={k: NormStats(**v) for k, v in d["norms"].items()},
+    )
+
+
+__all__ = [
+    "Histogram", "ActStats", "GradStats", "ParamStats", "NormStats", "StepRecord", "ModuleInfo", "UnitMap", "Records",
+]

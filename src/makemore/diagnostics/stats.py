@@ -1,0 +1,129 @@
+"""The statistics the monitor takes, as pure tensor functions that stay on the tensor's device.
+
+Each function returns 0-d or 1-d tensors on the input's device and never reads a value back
+to the host: the monitor collects them all and copies them over in one transfer per recording
+step. They follow the quantities of Karpathy's "Building makemore Part 3: Activations &
+Gradients, BatchNorm": output mean/std and histograms, the saturated fraction of tanh
+(|t| > 0.97), dead units, gradient histograms, grad:data and update:data ratios.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+# |tanh(x)| > 0.97 means |x| > 2.09, where tanh's slope 1 - t^2 is below 0.06: the unit passes
+# less than 6% of the gradient it receives (the lecture's "saturated" cut).
+SATURATION = 0.97
+
+
+def finite_summary(x: Tensor, bins: int) -> dict[str, Tensor]:
+    """Mean, unbiased std, non-finite fraction and an equal-width histogram of the finite elements.
+
+    Returns tensors: mean, std, nonfinite, lo, hi (0-d) and counts (bins,). The histogram spans
+    [lo, hi], the finite minimum and maximum; the last bin includes hi.
+    """
+    x = x.detach().reshape(-1).float()
+    mask = torch.isfinite(x)
+    n = mask.sum()
+    clean = torch.where(mask, x, torch.zeros((), device=x.device))
+    mean = clean.sum() / n.clamp_min(1)
+    centered = torch.where(mask, x - mean, torch.zeros((), device=x.device))
+    std = (centered.square().sum() / (n - 1).clamp_min(1)).sqrt()
+    inf = torch.full((), float("inf"), device=x.device)
+    lo = torch.where(mask, x, inf).min()
+    hi = torch.where(mask, x, -inf).max()
+    lo, hi = torch.where(n > 0, lo, 0.0), torch.where(n > 0, hi, 0.0)
+    counts = histogram(clean, lo, hi, bins, weight=mask.float())
+    return {"mean": mean, "std": std, "nonfinite": 1.0 - n.float() / max(1, x.numel()), "lo": lo, "hi": hi, "counts": counts}
+
+
+def histogram(x: Tensor, lo: Tensor, hi: Tensor, bins: int, weight: Tensor | None = None) -> Tensor:
+    """Counts of x (1-d) in `bins` equal-width bins over [lo, hi] (device tensors, no host sync).
+
+    Built with scatter_add_ rather than torch.histc/bincount, which need the range or the output
+    size on the host.
+    """
+    width = (hi - lo).clamp_min(1e-30) / bins
+    idx = ((x - lo) / width).floor().clamp_(0, bins - 1).long()
+    w = weight if weight is not None else torch.ones_like(x)
+    return torch.zeros(bins, device=x.device).scatter_add_(0, idx, w)
+
+
+def unit_view(y: Tensor) -> Tensor:
+    """(rows, units): units on the last axis, or on axis 1 (channels) for 4-d/5-d conv outputs."""
+    if y.dim() >= 4:
+        y = y.movedim(1, -1)
+    return y.reshape(-1, y.shape[-1]) if y.dim() >= 1 else y.reshape(1, 1)
+
+
+def inactive_mask(y2d: Tensor, role: str, scale: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+    """Boolean (rows, units): where a unit passes (almost) no gradient.
+
+    role "saturating": in the flat tails, |(y - centre) / half_range| > SATURATION, where `scale`
+    = (centre, half_range) maps the nonlinearity's range onto [-1, 1] (tanh: (0, 1); sigmoid:
+    (0.5, 0.5)). role "relu": y <= 0 (ReLU's zero region; for GELU/SiLU/ELU the negative side).
+    """
+    if role == "saturating":
+        centre, half = scale
+        return ((y2d - centre) / half).abs() > SATURATION
+    return y2d <= 0
+
+
+def activation_summary(
+    y: Tensor, role: str, bins: int, scale: tuple[float, float] = (0.0, 1.0), map_rows: int = 0, map_units: int = 0
+) -> dict[str, Tensor]:
+    """`finite_summary` plus, for nonlinearities, the inactive fraction, per-unit active counts
+    (rows where the unit passed gradient) and a (map_rows, map_units) 0/1 map of inactive cells."""
+    y = y.detach()
+    out = finite_summary(y, bins)
+    if role in ("saturating", "relu"):
+        y2d = torch.nan_to_num(unit_view(y).float())
+        dead = inactive_mask(y2d, role, scale)  # (rows, units)
+        out["inactive"] = dead.float().mean()
+        out["unit_active"] = (~dead).sum(0).float()  # (units,)
+        if map_rows and map_units:
+            out["map"] = dead[:map_rows, :map_units].float()
+    return out
+
+
+def param_summary(p: Tensor, bins: int) -> dict[str, Tensor]:
+    """Raw gradient of a parameter: mean, std, rms, non-finite fraction; a histogram for matrices;
+    and the data std the grad:data ratio divides by."""
+    g = p.grad.detach()
+    s = finite_summary(g, bins)
+    out = {"data_std": p.detach().float().std(), "grad_mean": s["mean"], "grad_std": s["std"],
+           "grad_rms": torch.nan_to_num(g.float()).square().mean().sqrt(), "grad_nonfinite": s["nonfinite"]}
+    if p.dim() >= 2:
+        out |= {"lo": s["lo"], "hi": s["hi"], "counts": s["counts"]}
+    return out
+
+
+def update_ratio(before: Tensor, after: Tensor) -> Tensor:
+    """std(W_after - W_before) / std(W_before): the lectures' update:data ratio (log10 of it ~ -3)."""
+    return (after.detach().float() - before.float()).std() / before.float().std()
+
+
+def batchnorm_mismatch(x: Tensor, bn: nn.modules.batchnorm._BatchNorm) -> Tensor:
+    """RMS gap between the train-mode (batch statistics) and eval-mode (running statistics) outputs
+    of `bn` on input x, in units of the train-mode output std, before the affine transform.
+
+    Per channel c: sqrt((1 - s_b/s_r)^2 + ((mu_b - mu_r)/s_r)^2) with s = sqrt(var + eps) (the
+    batch variance biased, as BatchNorm normalizes with it); the result is the root mean square
+    over channels. Call it before the layer updates its running statistics (a forward pre-hook).
+    """
+    x = x.detach().float()
+    dims = [d for d in range(x.dim()) if d != 1]
+    mu_b = x.mean(dims)
+    var_b = x.var(dims, unbiased=False)
+    assert bn.running_mean is not None and bn.running_var is not None
+    s_b = (var_b + bn.eps).sqrt()
+    s_r = (bn.running_var.float() + bn.eps).sqrt()
+    gap2 = (1 - s_b / s_r).square() + ((mu_b - bn.running_mean.float()) / s_r).square()
+    return gap2.mean().sqrt()
+
+
+__all__ = [
+    "SATURATION", "finite_summary", "histogram", "unit_view", "inactive_mask", "activation_summary", "param_summary",
+    "update_ratio", "batchnorm_mismatch",
+]
