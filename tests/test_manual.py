@@ -163,3 +163,23 @@ def test_mlp_manual_rejects_what_it_is_not() -> None:
     for kw in ({"norm": "layer"}, {"activation": "relu"}, {"n_layer": 2}, {"dropout": 0.1}):
         with pytest.raises(ValueError):
             create_model(dataclasses.replace(model_config("mlp-manual"), **kw))
+
+
+def test_cli_gradcheck_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from makemore.cli import main
+
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    for name in manual.BACKWARD_ORDER:
+        assert f"\n{name} " in out
+    assert "28/28 tensors agree to 1e-08" in out
+
+
+def test_cli_gradcheck_fails_with_exit_1_on_a_wrong_gradient(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from makemore.cli import main
+
+    good = manual.dlogits_compact
+    monkeypatch.setattr(manual, "dlogits_compact", lambda t, Y: good(t, Y) * 2)
+    assert main(["gradcheck"]) == 1
+    assert "FAILED: logits (compact cross-entropy)" in capsys.readouterr().out
+    assert main(["gradcheck", "--batch-size", "1"]) == 2

@@ -162,12 +162,13 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-unknown", action="store_true", help="leave out items with characters the model never saw")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into the linear layers")
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
     from .run import eval_run, format_metrics
 
-    result = eval_run(a.run_dir, a.file, a.skip_unknown, a.device)
+    result = eval_run(a.run_dir, a.file, a.skip_unknown, a.device, fold=not a.no_fold)
     if a.json:
         print(json.dumps(result))
         return 0
@@ -188,12 +189,13 @@ def add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="same seed, same items")
     p.add_argument("--json", action="store_true", help="print a JSON list of {item, in}")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into the linear layers")
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
     from .run import sample_run
 
-    rows = sample_run(a.run_dir, a.n, a.temperature, a.top_k, a.prefix, a.seed, a.device)
+    rows = sample_run(a.run_dir, a.n, a.temperature, a.top_k, a.prefix, a.seed, a.device, fold=not a.no_fold)
     if a.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:
@@ -217,11 +219,54 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_gradcheck(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=32, help="examples in the batch")
+    p.add_argument("--n-embd", type=int, default=10, help="embedding width")
+    p.add_argument("--n-hidden", type=int, default=64, help="hidden width")
+    p.add_argument("--context", type=int, default=3, help="characters of context")
+    p.add_argument("--seed", type=int, default=42, help="seed of the parameters and the batch")
+
+
+def cmd_gradcheck(a: argparse.Namespace) -> int:
+    from .manual import format_gradcheck, gradcheck
+
+    if a.batch_size < 2:  # BatchNorm needs two examples for a variance
+        raise MakemoreError(f"--batch-size must be at least 2, got {a.batch_size}")
+    for name, v in (("--n-embd", a.n_embd), ("--n-hidden", a.n_hidden), ("--context", a.context)):
+        if v < 1:
+            raise MakemoreError(f"{name} must be at least 1, got {v}")
+    tol = 1e-8
+    rows = gradcheck(a.batch_size, 27, a.context, a.n_embd, a.n_hidden, a.seed)
+    print("hand-written backward vs autograd, float64, the lectures' MLP with BatchNorm")
+    print(format_gradcheck(rows, tol))
+    bad = [r.name for r in rows if not r.max_abs_diff < tol]
+    print(f"{len(rows) - len(bad)}/{len(rows)} tensors agree to {tol:g}" + (f"; FAILED: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+def add_calibrate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a run directory made by `makemore train`")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from .batchnorm import calibrate_run, format_calibration
+    from .run import resolve_device
+
+    report = calibrate_run(a.run_dir, resolve_device(a.device))
+    if report is None:
+        raise MakemoreError(f"the model in {a.run_dir} has no BatchNorm layers to calibrate")
+    print(format_calibration(report))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "train": ("train a model on a file of lines (or the built-in names)", add_train, cmd_train),
     "eval": ("exact loss of a trained run on its splits or a file", add_eval, cmd_eval),
     "sample": ("generate new items from a trained run", add_sample, cmd_sample),
     "models": ("list the model zoo with parameter counts", add_models, cmd_models),
+    "gradcheck": ("check the hand-written backward pass against autograd, tensor by tensor", add_gradcheck, cmd_gradcheck),
+    "calibrate": ("recompute a run's BatchNorm statistics exactly over its training split", add_calibrate, cmd_calibrate),
 }
 
 

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import torch
 
+from .batchnorm import calibrate_run, fold_for_inference
 from .callbacks import Checkpointer, MetricsLogger, Progress, StepZeroReport, TensorBoardLogger, require_tensorboard
 from .checkpoint import Checkpoint, RunDir, atomic_write_json, load_checkpoint, load_model, save_checkpoint
 from .config import DataConfig, ModelConfig, TrainConfig, to_dict
@@ -161,7 +162,8 @@ def _train_in_dir(
 
 
 def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: int, state: TrainState) -> RunResult:
-    """Exact figures of the best checkpoint on every split, a few samples, then summary.json."""
+    """Calibrate BatchNorm (if any), exact figures of the best checkpoint on every split, a few samples, then summary.json."""
+    calibration = calibrate_run(run.path, device, stream)  # None unless the model has BatchNorm
     ckpt, model, dataset = load_run(run.path, device)
     metrics = {name: evaluate_split(model, split) for name, split in dataset.splits.items() if split.items}
     samples = generate(model, dataset.vocab, ckpt.model_config.block_size, n_samples, seed=0, device=device) if n_samples else []
@@ -169,6 +171,8 @@ def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: in
         "model": ckpt.model_config.name, "n_params": n_params(model), "steps": state.step, "best_step": ckpt.step,
         "train_seconds": state.elapsed, "step0_loss": state.step0_loss, "metrics": metrics,
     }
+    if calibration is not None:
+        summary["batchnorm_calibration"] = calibration
     atomic_write_json(run.summary, summary)
     stream.write("\n" + format_metrics(metrics) + "\n")
     if samples:
@@ -192,14 +196,20 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[C
     return ckpt, model, dataset
 
 
-def eval_run(run_dir: str | Path, file: str | Path | None = None, skip_unknown: bool = False, device: str = "auto") -> dict[str, Any]:
+def eval_run(
+    run_dir: str | Path, file: str | Path | None = None, skip_unknown: bool = False, device: str = "auto",
+    fold: bool = True, stream: IO[str] | None = None,
+) -> dict[str, Any]:
     """Exact NLL, bits/char and perplexity on the run's splits, or on `file`.
 
     Items with characters the model never saw are an error naming them, or with
-    `skip_unknown` are left out and counted.
+    `skip_unknown` are left out and counted. With `fold`, BatchNorm is folded into the
+    preceding linear layers first (saying so on `stream`, default stderr).
     """
     dev = resolve_device(device)
     ckpt, model, dataset = load_run(run_dir, dev)
+    if fold:
+        model = fold_for_inference(model, ckpt.model_config.block_size, stream or sys.stderr)
     if file is None:
         return {name: evaluate_split(model, s) for name, s in dataset.splits.items() if s.items}
     items = read_items(file, max_len=ckpt.model_config.block_size - 1)
@@ -223,11 +233,16 @@ def eval_run(run_dir: str | Path, file: str | Path | None = None, skip_unknown: 
 
 def sample_run(
     run_dir: str | Path, n: int = 10, temperature: float = 1.0, top_k: int | None = None, prefix: str = "",
-    seed: int = 0, device: str = "auto",
+    seed: int = 0, device: str = "auto", fold: bool = True, stream: IO[str] | None = None,
 ) -> list[dict[str, str]]:
-    """Generate `n` items in one batch; each is marked 'train', 'val', 'test' or 'new'."""
+    """Generate `n` items in one batch; each is marked 'train', 'val', 'test' or 'new'.
+
+    With `fold`, BatchNorm is folded into the preceding linear layers first (said on `stream`).
+    """
     dev = resolve_device(device)
     ckpt, model, _ = load_run(run_dir, dev)
+    if fold:
+        model = fold_for_inference(model, ckpt.model_config.block_size, stream or sys.stderr)
     samples = generate(model, ckpt.vocab, ckpt.model_config.block_size, n, temperature, top_k, prefix, seed, dev)
     marks = novelty(samples, RunDir(run_dir).read_splits())
     return [{"item": s, "in": m} for s, m in zip(samples, marks)]
