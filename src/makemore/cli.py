@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
@@ -41,6 +42,13 @@ def _positive_int(s: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"must be zero or positive, got {v}")
+    return v
+
+
+def _at_least_one(s: str) -> int:
+    v = _positive_int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
     return v
 
 
@@ -81,6 +89,8 @@ def add_model_options(p: argparse.ArgumentParser, default_model: str = "transfor
     g.add_argument("--init-output-scale", type=float, default=None, help="scale of the output layer's initial weights (default 0.1)")
     g.add_argument("--bias-init", type=float, default=None, help="constant initial bias of hidden layers (default 0)")
     g.add_argument("--hidden-bias", action="store_true", default=None, help="keep biases in linear layers followed by a norm")
+    g.add_argument("--no-norm", dest="norm", action="store_const", const="none", help="no normalization layers (--norm none)")
+    g.add_argument("--bn-momentum", type=float, default=None, help=f"BatchNorm running-statistics momentum (default {ModelConfig.bn_momentum})")
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -110,6 +120,7 @@ def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
         a.model, n_embd=a.n_embd, n_hidden=a.n_hidden, n_layer=a.n_layer, n_head=a.n_head, context=a.context,
         norm=a.norm, activation=a.activation, dropout=a.dropout, loss=a.loss, smoothing=a.smoothing,
         init_gain=a.init_gain, init_output_scale=a.init_output_scale, bias_init=a.bias_init, hidden_bias=a.hidden_bias,
+        bn_momentum=a.bn_momentum,
     )
 
 
@@ -140,6 +151,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
     g.add_argument("--samples", type=int, default=10, help="items to sample at the end")
+    g.add_argument("--monitor", action="store_true", help="record training health; writes report.html into the run directory")
+    g.add_argument("--monitor-every", type=_at_least_one, default=100, help="steps between full recordings of --monitor")
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -150,9 +163,16 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise MakemoreError("--resume needs --out RUN_DIR, the run to continue")
     out = a.out or f"runs/{a.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     tcfg = train_config_from_args(a, default_steps=None if a.resume else 3000)
+    extra: tuple[object, ...] = ()
+    if a.monitor:
+        from .diagnostics.doctor import MonitorCallback
+
+        extra = (MonitorCallback(a.monitor_every, out_dir=out),)
     result = train_run(data_config_from_args(a), model_config_from_args(a), tcfg, out, resume=a.resume,
-                       tensorboard=a.tensorboard, n_samples=a.samples)
+                       tensorboard=a.tensorboard, n_samples=a.samples, extra_callbacks=extra)
     print(f"run directory: {result.run_dir}")
+    if a.monitor:
+        print(f"training health report: {result.run_dir / 'report.html'}")
     return 0
 
 
@@ -260,6 +280,75 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _print_findings(findings: list, stream: object = sys.stdout) -> None:
+    """Findings most serious first: severity, code and place, then the evidence and the fix."""
+    for f in findings:
+        step = f" (step {f.step})" if f.step is not None else ""
+        print(f"{f.severity.upper():<8}{f.code} at {f.where}{step}\n        {f.evidence}\n        fix: {f.fix}", file=stream)
+
+
+def add_doctor(p: argparse.ArgumentParser) -> None:
+    add_data_options(p)
+    add_model_options(p)
+    add_train_options(p)
+    g = p.add_argument_group("doctor")
+    g.add_argument("--every", type=_at_least_one, default=None, help="steps between full recordings (default: steps/40)")
+    g.add_argument("--window", type=_at_least_one, default=5, help="recordings a dead-unit window spans")
+    g.add_argument("--report", default="doctor-report.html", help="where to write the HTML report")
+    g.add_argument("--records", default=None, help="also save the recorded numbers as JSON here (for `makemore report`)")
+    g.add_argument("--json", action="store_true", help="print the findings as a JSON list")
+
+
+def cmd_doctor(a: argparse.Namespace) -> int:
+    """Train briefly with the monitor on; exit 0 when healthy, 1 when a warning or error was found."""
+    from .diagnostics.doctor import doctor_run
+    from .diagnostics.report import write_report
+
+    tcfg = train_config_from_args(a, default_steps=300)
+    result = doctor_run(data_config_from_args(a), model_config_from_args(a), tcfg, every=a.every, window=a.window, stream=sys.stderr)
+    write_report(result.records, Path(a.report), result.findings)
+    if a.records:
+        result.records.save(a.records)
+    serious = [f for f in result.findings if f.severity != "info"]
+    if a.json:
+        print(json.dumps([f.to_dict() for f in result.findings]))
+    else:
+        print(f"doctor: {a.model}, {result.steps} steps{' (stopped: the loss is not finite)' if result.diverged else ''}, "
+              f"recorded every {result.records.every} steps")
+        _print_findings(result.findings)
+        print("healthy: no warnings" if not serious else f"{len(serious)} problem(s) found", f"| report: {a.report}")
+    return 1 if serious else 0
+
+
+def add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a run directory trained with --monitor (or a diagnostics JSON file)")
+    p.add_argument("--out", default=None, help="where to write the report (default: RUN_DIR/report.html)")
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    """Regenerate the training-health report from the records saved by `train --monitor`."""
+    from .diagnostics.doctor import RECORDS_FILE, REPORT_FILE
+    from .diagnostics.records import Records
+    from .diagnostics.report import write_report
+
+    src = Path(a.run_dir)
+    path = src / RECORDS_FILE if src.is_dir() else src
+    if not path.is_file():
+        raise MakemoreError(f"{path} does not exist; train with --monitor to record training health")
+    try:
+        records = Records.load(path)
+    except (ValueError, KeyError, TypeError) as e:
+        raise MakemoreError(f"{path} is not a readable diagnostics file ({e})") from None
+    out = Path(a.out) if a.out else path.parent / REPORT_FILE
+    from .diagnostics.checks import run_checks
+
+    findings = run_checks(records)
+    write_report(records, out, findings)
+    _print_findings(findings)
+    print(f"report: {out}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "train": ("train a model on a file of lines (or the built-in names)", add_train, cmd_train),
     "eval": ("exact loss of a trained run on its splits or a file", add_eval, cmd_eval),
@@ -267,6 +356,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "models": ("list the model zoo with parameter counts", add_models, cmd_models),
     "gradcheck": ("check the hand-written backward pass against autograd, tensor by tensor", add_gradcheck, cmd_gradcheck),
     "calibrate": ("recompute a run's BatchNorm statistics exactly over its training split", add_calibrate, cmd_calibrate),
+    "doctor": ("train briefly with the training-health monitor, print what is wrong and how to fix it", add_doctor, cmd_doctor),
+    "report": ("regenerate the training-health report of a run trained with --monitor", add_report, cmd_report),
 }
 
 

@@ -124,7 +124,7 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else math.nan
 
 
-def _smooth(losses: list[float], w: int) -> list[float]:
+def moving_average(losses: list[float], w: int) -> list[float]:
     """Moving average over w steps (trailing), for finite losses."""
     out, acc = [], 0.0
     for i, x in enumerate(losses):
@@ -372,7 +372,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if n < 20:
         return []
     w = max(5, n // 20)
-    sm = _smooth(L, w)[w - 1 :]  # averages of full windows
+    sm = moving_average(L, w)[w - 1 :]  # averages of full windows
     start, best, end = sm[0], min(sm), sm[-1]
     best_step = r.first_step + w - 1 + sm.index(best)
     if end > best + max(t.diverge_abs, t.diverge_rel * best):
@@ -418,4 +418,4 @@ def worst_severity(findings: list[Finding]) -> str | None:
 
 
 __all__ = ["Finding", "Thresholds", "DEFAULT", "CHECKS", "CODES", "SEVERITIES", "run_checks", "worst_severity",
-           "update_log_ratios"] + [c.__name__ for c in CHECKS]
+           "update_log_ratios", "moving_average"] + [c.__name__ for c in CHECKS]

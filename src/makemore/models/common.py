@@ -58,10 +58,10 @@ def init_output_(layer: nn.Linear, scale: float) -> None:
         nn.init.zeros_(layer.bias)
 
 
-def make_norm(kind: str, width: int) -> nn.Module | None:
+def make_norm(kind: str, width: int, momentum: float = 0.1) -> nn.Module | None:
     """A normalization over the last dimension of (N, width) features, or None."""
     if kind == "batch":
-        return nn.BatchNorm1d(width)
+        return nn.BatchNorm1d(width, momentum=momentum)
     if kind == "layer":
         return nn.LayerNorm(width)
     if kind == "group":
@@ -78,7 +78,7 @@ def hidden_block(n_in: int, n_out: int, cfg: ModelConfig) -> list[nn.Module]:
     A linear layer followed by a norm gets no bias unless the config asks for one: the norm
     subtracts the mean and cancels it (the lectures' "bias before BatchNorm" lesson).
     """
-    norm = make_norm(cfg.norm, n_out)
+    norm = make_norm(cfg.norm, n_out, cfg.bn_momentum)
     bias = cfg.hidden_bias if norm is not None else True
     lin = nn.Linear(n_in, n_out, bias=bias)
     init_hidden_(lin, cfg.activation, cfg.init_gain, cfg.bias_init)

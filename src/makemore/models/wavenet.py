@@ -19,7 +19,7 @@ class FuseLevel(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, cfg: ModelConfig) -> None:
         super().__init__()
-        self.norm = make_norm(cfg.norm, n_out)
+        self.norm = make_norm(cfg.norm, n_out, cfg.bn_momentum)
         self.linear = nn.Linear(2 * n_in, n_out, bias=cfg.hidden_bias or self.norm is None)
         init_hidden_(self.linear, cfg.activation, cfg.init_gain, cfg.bias_init)
         self.act = activation(cfg.activation)
