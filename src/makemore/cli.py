@@ -349,6 +349,44 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_lab(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", default=None, help="the experiment (see --list)")
+    p.add_argument("input", nargs="?", default=None, help="text file, one item per line (default: built-in US first names)")
+    p.add_argument("--list", action="store_true", help="list the experiments with their default sizes")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="size: training steps per configuration, or timing repeats (default: the experiment's, see --list)")
+    p.add_argument("--quick", action="store_true", help="the small size the tests use")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of initialization, batches and random inputs")
+    p.add_argument("--out", default=None, help="directory for index.html, the PNGs and results.json (default: runs/lab-NAME)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (the lectures' models are too small to gain from more)")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (training experiments; timings run on the CPU)")
+
+
+def cmd_lab(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from .lab import EXPERIMENTS, LabSettings, get_experiment, run_experiment
+    from .run import resolve_device
+
+    if a.list:
+        for e in EXPERIMENTS.values():
+            print(f"{e.name:<20} {e.description} (default --steps {e.steps:,}: {e.steps_means})")
+        return 0
+    if a.name is None:
+        raise MakemoreError("name an experiment, e.g. `makemore lab init-ladder` (see `makemore lab --list`)")
+    get_experiment(a.name)  # an unknown name fails before anything is read or written
+    if a.threads < 1:
+        raise MakemoreError(f"--threads must be at least 1, got {a.threads}")
+    torch.set_num_threads(a.threads)
+    out = Path(a.out or f"runs/lab-{a.name}")
+    settings = LabSettings(input=a.input, steps=a.steps, seed=a.seed, out=out, quick=a.quick,
+                           device=str(resolve_device(a.device)))
+    run_experiment(a.name, settings)
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "train": ("train a model on a file of lines (or the built-in names)", add_train, cmd_train),
     "eval": ("exact loss of a trained run on its splits or a file", add_eval, cmd_eval),
@@ -358,6 +396,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "calibrate": ("recompute a run's BatchNorm statistics exactly over its training split", add_calibrate, cmd_calibrate),
     "doctor": ("train briefly with the training-health monitor, print what is wrong and how to fix it", add_doctor, cmd_doctor),
     "report": ("regenerate the training-health report of a run trained with --monitor", add_report, cmd_report),
+    "lab": ("run one of the lectures' experiments: a table, pictures and a page (--list)", add_lab, cmd_lab),
 }
 
 

@@ -1,0 +1,217 @@
+"""`makemore lab`: every experiment runs at its quick size, with the expected table and the lesson in its numbers."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from makemore.cli import main
+from makemore.corpora import builtin_names
+from makemore.lab import EXPERIMENTS, LabResult, LabSettings, run_experiment
+from makemore.lab.common import Table, fmt
+from makemore.lab.init_ladder import RUNGS, build
+
+_RESULTS: dict[str, LabResult] = {}
+ITEMS = builtin_names()[:300]
+VOCAB = len(set("".join(ITEMS))) + 1  # characters + the boundary token
+
+
+@pytest.fixture
+def lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Run an experiment at its quick size on 300 real names, once per test session."""
+
+    def get(name: str) -> LabResult:
+        if name not in _RESULTS:
+            root = tmp_path_factory.mktemp(name)
+            corpus = root / "names.txt"
+            corpus.write_text("\n".join(ITEMS) + "\n", encoding="utf-8")
+            settings = LabSettings(input=str(corpus), quick=True, out=root / "out")
+            _RESULTS[name] = run_experiment(name, settings, stream=io.StringIO(), echo=io.StringIO())
+        return _RESULTS[name]
+
+    return get
+
+
+def rows(t: Table) -> list[dict]:  # type: ignore[type-arg]
+    return t.records()
+
+
+# ---------------------------------------------------------------------------------------------
+# every experiment: table shape and files
+
+
+EXPECTED = {  # name -> (columns of the main table, rows of the main table at the quick size)
+    "init-ladder": (["init", "step-0 loss", "ln(vocab)", "saturated at init", "train loss", "val loss", "lecture val",
+                     "findings"], 5),
+    "deep-tanh": (["norm", "gain", "saturated per layer", "grad std first/last", "step-0 loss", "val loss", "findings"], 8),
+    "update-ratio": (["lr", "train loss", "val loss", "log10 update:data", "findings"], 7),
+    "batchnorm-coupling": (["norm", "mode", "max |change|", "coupled"], 8),
+    "cross-entropy": (["scale", "naive", "makemore", "torch", "naive finite", "makemore finite", "makemore grad finite",
+                       "|makemore - torch|"], 5),
+    "embedding": (["case", "ids", "vocab", "n_embd", "value max|diff|", "grad max|diff|", "one-hot ms", "lookup ms",
+                   "one-hot/lookup"], 3),
+}
+
+
+def test_registry_has_the_six_experiments() -> None:
+    assert sorted(EXPERIMENTS) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_experiment_table_and_files(lab, name: str) -> None:  # type: ignore[no-untyped-def]
+    result = lab(name)
+    columns, n_rows = EXPECTED[name]
+    assert result.table.columns == columns
+    assert len(result.table.rows) == n_rows
+    assert all(len(r) == len(t.columns) for t in result.tables for r in t.rows)
+    out = result.page.parent
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["experiment"] == name and saved["tables"][0]["columns"] == columns
+    assert len(saved["tables"][0]["rows"]) == n_rows
+    html = result.page.read_text()
+    assert result.figures and all(p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in result.figures)
+    assert html.count("data:image/png;base64,") == len(result.figures)  # self-contained
+    assert f"makemore lab {name}" in html and "--steps" in html  # the command that reproduces it
+    assert all(c in html for c in columns if "<" not in c and "&" not in c)
+
+
+# ---------------------------------------------------------------------------------------------
+# the lessons
+
+
+def test_init_ladder_step0_loss_and_saturation(lab) -> None:  # type: ignore[no-untyped-def]
+    r = rows(lab("init-ladder").table)
+    ln_v = r[0]["ln(vocab)"]
+    assert ln_v == pytest.approx(math.log(VOCAB))
+    # randn output layer: a confidently wrong softmax (the lecture's 27 vs 3.3)
+    assert r[0]["step-0 loss"] > 4 * ln_v
+    for row in r[1:]:
+        assert abs(row["step-0 loss"] - ln_v) < 0.5, row
+    # randn W1 saturates most tanh units; scaling it by 0.2 fixes that
+    assert r[0]["saturated at init"] > 0.3 and r[2]["saturated at init"] < 0.5 * r[0]["saturated at init"]
+    assert "init.loss_too_high" in r[0]["findings"]
+    assert all("init.loss_too_high" not in row["findings"] for row in r[1:])
+    assert all(math.isfinite(row["val loss"]) and row["val loss"] < r[0]["val loss"] for row in r[1:])
+
+
+def test_init_ladder_models_are_the_lectures() -> None:
+    m1, m2, m3, m4, m5 = (build(rung, 27, 16, seed=0) for rung in RUNGS)
+    w1 = [m.hidden[0].weight for m in (m1, m2, m3, m4)]
+    assert w1[0].shape == (200, 30) and m1.wte.weight.shape == (27, 10)
+    assert w1[0].std().item() == pytest.approx(1.0, rel=0.05)           # randn
+    assert w1[2].std().item() == pytest.approx(0.2, rel=0.05)           # randn * 0.2
+    assert w1[3].std().item() == pytest.approx((5 / 3) / math.sqrt(30), rel=0.05)  # kaiming, tanh gain
+    assert m2.lm_head.weight.std().item() == pytest.approx(0.01, rel=0.05) and not m2.lm_head.bias.any()
+    assert m1.lm_head.bias.std().item() > 0.5                            # b2 ~ randn in the first rung
+    assert isinstance(m5.hidden[1], torch.nn.BatchNorm1d) and m5.hidden[0].bias is None
+
+
+def test_deep_tanh_gains_and_batchnorm(lab) -> None:  # type: ignore[no-untyped-def]
+    result = lab("deep-tanh")
+    layers = rows(result.tables[1])
+    assert len(layers) == 8 * 5
+
+    def col(norm: str, gain: str, key: str) -> list[float]:
+        return [x[key] for x in layers if x["norm"] == norm and x["gain"] == gain]
+
+    # without a norm: too small a gain shrinks the activations layer by layer, too large saturates them
+    std_small = col("none", "0.5", "act std")
+    assert std_small[-1] < std_small[0] / 4
+    assert all(a > b for a, b in zip(col("none", "3", "saturated"), col("none", "1", "saturated")))
+    # BatchNorm undoes the gain: the same statistics whatever the gain
+    for g in ("0.5", "1", "3"):
+        assert col("batch", g, "saturated") == pytest.approx(col("batch", "5/3", "saturated"), abs=1e-3)
+        assert col("batch", g, "act std") == pytest.approx(col("batch", "5/3", "act std"), rel=1e-3)
+
+
+def test_update_ratio_follows_the_learning_rate(lab) -> None:  # type: ignore[no-untyped-def]
+    r = rows(lab("update-ratio").table)
+    ratios = [x["log10 update:data"] for x in r]
+    lrs = [x["lr"] for x in r]
+    # plain SGD: the update is lr * grad, so the ratio grows about a decade per decade of lr
+    assert all(b > a for a, b in zip(ratios, ratios[1:]))
+    slope = (ratios[2] - ratios[0]) / math.log10(lrs[2] / lrs[0])
+    assert 0.6 < slope < 1.4
+    assert "update.too_small" in r[0]["findings"]
+    assert any("Best learning rate" in n for n in lab("update-ratio").notes)
+
+
+def test_batchnorm_coupling_only_in_train_mode(lab) -> None:  # type: ignore[no-untyped-def]
+    result = lab("batchnorm-coupling")
+    for x in rows(result.table):
+        if (x["norm"], x["mode"]) == ("batch", "train"):
+            assert x["max |change|"] > 1e-4 and x["coupled"]
+        else:
+            assert x["max |change|"] == 0.0 and not x["coupled"]
+    calib = rows(result.tables[1])
+    assert [x["split"] for x in calib] == ["train", "val"]
+    for x in calib:
+        assert x["change"] == pytest.approx(x["calibrated"] - x["running stats"])
+
+
+def test_cross_entropy_naive_overflows_fused_does_not(lab) -> None:  # type: ignore[no-untyped-def]
+    r = rows(lab("cross-entropy").table)
+    by_scale = {x["scale"]: x for x in r}
+    for s in (1, 10):
+        assert by_scale[s]["naive finite"]
+        assert by_scale[s]["naive"] == pytest.approx(by_scale[s]["torch"], rel=1e-5)
+    for s in (1000, 10000):
+        assert not by_scale[s]["naive finite"]  # inf or nan
+    for x in r:
+        assert x["makemore finite"] and x["makemore grad finite"]
+        assert x["makemore"] == pytest.approx(x["torch"], rel=1e-5)
+
+
+def test_embedding_one_hot_matmul_equals_lookup(lab) -> None:  # type: ignore[no-untyped-def]
+    r = rows(lab("embedding").table)
+    assert r[0]["vocab"] == VOCAB and r[0]["ids"] == 96  # the lecture's 32 x 3 context ids
+    for x in r:
+        assert x["value max|diff|"] == 0.0
+        assert x["grad max|diff|"] < 1e-12
+        assert x["one-hot ms"] > 0 and x["lookup ms"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# reproducibility and the command line
+
+
+def test_same_seed_same_table(tmp_path: Path, names_file: Path) -> None:
+    tables = []
+    for k in range(2):
+        s = LabSettings(input=str(names_file), steps=12, seed=3, out=tmp_path / f"run{k}")
+        tables.append(run_experiment("batchnorm-coupling", s, stream=io.StringIO(), echo=io.StringIO()).tables)
+    assert [t.rows for t in tables[0]] == [t.rows for t in tables[1]]
+
+
+def test_cli_list_and_run(tmp_path: Path, names_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lab", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in EXPECTED)
+    out = tmp_path / "ce"
+    assert main(["lab", "cross-entropy", str(names_file), "--steps", "1", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "naive finite" in printed and (out / "index.html").is_file() and (out / "results.json").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["lab"], "name an experiment"),
+    (["lab", "nope"], "unknown experiment 'nope'"),
+    (["lab", "embedding", "missing.txt"], "does not exist"),
+    (["lab", "embedding", "--threads", "0"], "--threads"),
+])
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    assert main(argv + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()  # nothing written
+
+
+def test_fmt_cells() -> None:
+    assert fmt(None) == "-" and fmt(True) == "yes" and fmt(float("nan")) == "nan" and fmt(0.0) == "0"
+    assert fmt(2.5) == "2.5000" and fmt(1e-5) == "1.00e-05" and fmt(["a", "b"]) == "a b"
