@@ -42,7 +42,7 @@ class ManualMLP(nn.Module):
             init["b1"].fill_(cfg.bias_init)
         # C, W1 (fan_in, H), [b1], W2 (H, V), b2 in the lecture's layout; gain and shift live in the BatchNorm
         self.params = nn.ParameterDict({k: nn.Parameter(v) for k, v in init.items() if not k.startswith("bn")})
-        self.bn = nn.BatchNorm1d(cfg.n_hidden, eps=manual.EPS)
+        self.bn = nn.BatchNorm1d(cfg.n_hidden, eps=manual.EPS, momentum=cfg.bn_momentum)
 
     def _p(self) -> dict[str, torch.Tensor]:
         return {**dict(self.params.items()), "bngain": self.bn.weight, "bnbias": self.bn.bias}
