@@ -149,7 +149,7 @@ def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(names_file, tmp_pa
 
     for tty in (True, False):
         stream = io.StringIO()
-        cfg = TrainConfig(steps=40, log_interval=20, eval_interval=40)
+        cfg = TrainConfig(steps=40, log_interval=20, eval_interval=40, schedule="constant")
         train_run(DataConfig(input=str(names_file)), model_config("bigram"), cfg, tmp_path / f"r{tty}",
                   extra_callbacks=(Progress(stream, tty=tty),), stream=io.StringIO(), n_samples=0)
         text = stream.getvalue()

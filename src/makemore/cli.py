@@ -95,16 +95,16 @@ def add_model_options(p: argparse.ArgumentParser, default_model: str = "transfor
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
-    g.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (3000 when neither --steps nor --time is given)")
+    g.add_argument("--steps", type=_positive_int, default=None, help=f"optimizer steps ({TrainConfig.steps} when neither --steps nor --time is given)")
     g.add_argument("--time", type=float, default=None, help="train for this many seconds")
-    g.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="items per step")
+    g.add_argument("--batch-size", type=int, default=None, help=f"items per step (default: the model's, else {TrainConfig.batch_size})")
     g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default=TrainConfig.optimizer, help="optimizer")
-    g.add_argument("--lr", type=float, default=TrainConfig.lr, help="learning rate")
+    g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: the model's, see `makemore models`, else {TrainConfig.lr})")
     g.add_argument("--momentum", type=float, default=TrainConfig.momentum, help="momentum (sgd, rmsprop)")
     g.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay, help="weight decay / L2 on matrices")
     g.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip, help="max gradient norm (0 disables)")
     g.add_argument("--schedule", choices=["constant", "step", "cosine"], default=TrainConfig.schedule, help="learning-rate schedule")
-    g.add_argument("--warmup", type=int, default=TrainConfig.warmup, help="warm-up steps (cosine)")
+    g.add_argument("--warmup", type=int, default=None, help=f"warm-up steps, cosine (default: the model's, else {TrainConfig.warmup})")
     g.add_argument("--min-lr", type=float, default=TrainConfig.min_lr, help="final learning rate (cosine)")
     g.add_argument("--lr-drops", type=_floats, default=TrainConfig.lr_drops,
                    help="step schedule: where the rate drops, fractions of the run (<1) or step numbers")
@@ -128,11 +128,18 @@ def data_config_from_args(a: argparse.Namespace) -> DataConfig:
     return DataConfig(input=a.input, val_file=a.val_file, test_file=a.test_file, max_len=a.max_len, seed=a.split_seed)
 
 
-def train_config_from_args(a: argparse.Namespace, default_steps: int | None = 3000) -> TrainConfig:
+def train_config_from_args(a: argparse.Namespace, default_steps: int | None = TrainConfig.steps) -> TrainConfig:
+    """TrainConfig from the options; unset lr/batch size/warm-up come from the model's registry entry."""
     steps = a.steps if (a.steps is not None or a.time is not None) else default_steps
+    family = get_spec(a.model).train if getattr(a, "model", None) else {}
+
+    def pick(name: str) -> object:
+        given = getattr(a, name)
+        return given if given is not None else family.get(name, getattr(TrainConfig, name))
+
     return TrainConfig(
-        steps=steps, time=a.time, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, momentum=a.momentum,
-        weight_decay=a.weight_decay, grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=a.warmup,
+        steps=steps, time=a.time, batch_size=pick("batch_size"), optimizer=a.optimizer, lr=pick("lr"), momentum=a.momentum,
+        weight_decay=a.weight_decay, grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=pick("warmup"),
         min_lr=a.min_lr, lr_drops=a.lr_drops, lr_drop_factor=a.lr_drop_factor, eval_interval=a.eval_interval,
         log_interval=a.log_interval, seed=a.seed, device=a.device,
     )
@@ -162,7 +169,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.resume and not a.out:
         raise MakemoreError("--resume needs --out RUN_DIR, the run to continue")
     out = a.out or f"runs/{a.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    tcfg = train_config_from_args(a, default_steps=None if a.resume else 3000)
+    tcfg = train_config_from_args(a, default_steps=None if a.resume else TrainConfig.steps)
     extra: tuple[object, ...] = ()
     if a.monitor:
         from .diagnostics.doctor import MonitorCallback
@@ -232,10 +239,12 @@ def add_models(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_models(a: argparse.Namespace) -> int:
-    print(f"{'model':<12} {'parameters':>10}  description (vocabulary {a.vocab_size}, block {a.block_size})")
+    print(f"{'model':<12} {'parameters':>10} {'lr':>7}  description (vocabulary {a.vocab_size}, block {a.block_size})")
     for name in model_names():
-        cfg = model_config(name, vocab_size=a.vocab_size, block_size=a.block_size)
-        print(f"{name:<12} {n_params(create_model(cfg)):>10,}  {get_spec(name).description}")
+        spec = get_spec(name)
+        count = n_params(create_model(model_config(name, vocab_size=a.vocab_size, block_size=a.block_size)))
+        lr = f"{spec.train.get('lr', TrainConfig.lr):.0e}" if count else "-"  # closed-form models train without one
+        print(f"{name:<12} {count:>10,} {lr:>7}  {spec.description}")
     return 0
 
 

@@ -46,11 +46,12 @@ class ModelConfig:
     bias_init: float = 0.0            # constant initial bias of hidden layers
     hidden_bias: bool = False         # True: keep a bias in linear layers followed by a norm (it cancels)
     bn_momentum: float = 0.1          # BatchNorm running-statistics momentum (tiny: they never calibrate)
+    bn_momentum: float = 0.1          # BatchNorm running-statistics momentum (tiny: they never calibrate)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int | None = None          # stop after this many optimizer steps
+    steps: int | None = 3000          # stop after this many optimizer steps (None: only --time)
     time: float | None = None         # ... or after this many seconds of training
     batch_size: int = 32              # items per step (each item is a whole line)
     optimizer: str = "adamw"          # adamw | sgd | rmsprop
@@ -59,7 +60,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.01        # decoupled for adamw, L2 for sgd/rmsprop
     grad_clip: float | None = 1.0     # max global grad norm; None disables
-    schedule: str = "constant"        # constant | step | cosine
+    schedule: str = "cosine"          # constant | step | cosine
     warmup: int = 0                   # warm-up steps (cosine)
     min_lr: float = 0.0               # floor of the cosine schedule
     lr_drops: tuple[float, ...] = (0.5,)  # step schedule: fractions (<1) or step numbers

@@ -81,7 +81,6 @@ def train_run(
     stream = stream or sys.stderr
     out = Path(out)
     run = RunDir(out)
-    validate_train_config(train_cfg)
     device = resolve_device(train_cfg.device)
     ckpt: Checkpoint | None = None
     if resume:
@@ -95,9 +94,11 @@ def train_run(
             time=train_cfg.time if train_cfg.time is not None else ckpt.train_config.time,
             device=train_cfg.device,
         )
+        validate_train_config(train_cfg)
         dataset = _dataset_from_run(run, ckpt.vocab, model_cfg.block_size)
         created = False
     else:
+        validate_train_config(train_cfg)
         dataset = load_dataset(data_cfg)
         model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
         if tensorboard:

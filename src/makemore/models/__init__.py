@@ -25,17 +25,22 @@ class ModelSpec:
     name: str
     build: Callable[[ModelConfig], nn.Module]
     description: str
-    defaults: dict[str, Any]
+    defaults: dict[str, Any]          # ModelConfig fields: the family's default sizes
+    train: dict[str, Any]             # TrainConfig fields the family trains best with (e.g. lr)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, description: str, **defaults: Any) -> Callable[[type], type]:
-    """Class decorator adding a model family to the registry with its default sizes."""
+def register_model(name: str, description: str, train: dict[str, Any] | None = None, **defaults: Any) -> Callable[[type], type]:
+    """Class decorator adding a model family to the registry with its default sizes.
+
+    `train` holds the training settings (TrainConfig fields, e.g. the learning rate) that the
+    command line uses for this family unless told otherwise.
+    """
 
     def wrap(cls: type) -> type:
-        _REGISTRY[name] = ModelSpec(name, cls, description, defaults)
+        _REGISTRY[name] = ModelSpec(name, cls, description, defaults, train or {})
         return cls
 
     return wrap

@@ -15,7 +15,7 @@ from . import register_model
 from .common import lm_loss
 
 
-@register_model("bigram", "learned (vocab x vocab) table of next-character logits")
+@register_model("bigram", "learned (vocab x vocab) table of next-character logits", train={"lr": 0.1, "batch_size": 128})
 class Bigram(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

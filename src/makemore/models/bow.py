@@ -15,7 +15,7 @@ from . import register_model
 from .common import activation, init_hidden_, init_output_, lm_loss
 
 
-@register_model("bow", "causal bag of words + MLP", n_embd=64, n_hidden=128, activation="tanh")
+@register_model("bow", "causal bag of words + MLP", train={"lr": 3e-3}, n_embd=64, n_hidden=128, activation="tanh")
 class BoW(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

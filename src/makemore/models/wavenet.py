@@ -36,6 +36,7 @@ class FuseLevel(nn.Module):
 @register_model(
     "wavenet",
     "hierarchical MLP fusing pairs of positions level by level",
+    train={"lr": 3e-3},
     context=8, n_embd=24, n_hidden=128, norm="batch", activation="tanh",
 )
 class WaveNet(nn.Module):
