@@ -11,14 +11,17 @@ import pytest
 import torch
 
 from makemore.cli import main
+from makemore.config import DataConfig
 from makemore.corpora import builtin_names
+from makemore.data import Vocab, split_items
 from makemore.lab import EXPERIMENTS, LabResult, LabSettings, run_experiment
 from makemore.lab.common import Table, fmt
 from makemore.lab.init_ladder import RUNGS, build
 
 _RESULTS: dict[str, LabResult] = {}
 ITEMS = builtin_names()[:300]
-VOCAB = len(set("".join(ITEMS))) + 1  # characters + the boundary token
+# the vocabulary comes from the training split: its characters + the boundary token
+VOCAB = Vocab.from_items(split_items(ITEMS, DataConfig.split, DataConfig.seed)[0]).size
 
 
 @pytest.fixture

@@ -303,6 +303,19 @@ def new_figure(rows: int = 1, cols: int = 1, width: float = 6.4, height: float =
     return fig, axes
 
 
+def plot_histogram(ax: Any, hist: Any, label: str, **kw: Any) -> None:
+    """Draw a recorded `Histogram` (makemore.diagnostics.records) as a density line, the lectures' style.
+
+    Density (fraction per unit of x) rather than counts, so layers whose values span
+    different ranges (and so have different bin widths) can be compared on one axis.
+    """
+    edges = hist.edges()
+    total = max(1, sum(hist.counts))
+    width = (hist.hi - hist.lo) / len(hist.counts) if hist.counts and hist.hi > hist.lo else 1.0
+    centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
+    ax.plot(centres, [c / total / width for c in hist.counts], label=label, **kw)
+
+
 _CSS = """
 body{font:15px/1.5 system-ui,-apple-system,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:1.5rem}
@@ -340,5 +353,5 @@ def write_page(path: Path, title: str, command: str, outcome: Outcome, images: S
 
 __all__ = [
     "LabSettings", "Table", "Outcome", "Experiment", "LabResult", "Lab", "lecture_batch_size", "lecture_recipe", "Trained",
-"median_ms", "new_figure", "write_page", "fmt", "LECTURE_CHARS_PER_STEP",
+    "median_ms", "new_figure", "plot_histogram", "write_page", "fmt", "LECTURE_CHARS_PER_STEP",
 ]

@@ -65,9 +65,9 @@ def run(lab: Lab) -> Outcome:
         lab.say(f"  ({n}, {v}): " + ", ".join(f"{k} {t:.3f} ms" for k, t in ms.items()))
 
     fig, axes = new_figure(1, 2, width=5.0)
-    for name in IMPLS:
-        vals = [v if math.isfinite(v) else float("nan") for v in stab.column(name)]
-        axes[0].plot(SCALES, vals, marker="o", label=name)
+    for name, style in zip(IMPLS, ({"marker": "o", "ms": 10}, {"marker": "s", "ls": "--"}, {"marker": "x", "ls": ":"})):
+        vals = [v if math.isfinite(v) else float("nan") for v in stab.column(name)]  # nan: not drawn
+        axes[0].plot(SCALES, vals, label=name, **style)
     broken = [s for s, ok in zip(SCALES, stab.column("naive finite")) if not ok]
     for s in broken:
         axes[0].axvline(s, color="red", alpha=0.2, lw=8)

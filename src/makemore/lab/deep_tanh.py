@@ -15,7 +15,7 @@ import math
 import torch
 
 from ..models import create_model, model_config
-from .common import Experiment, Lab, Outcome, Table, Trained, lecture_batch_size, new_figure
+from .common import Experiment, Lab, Outcome, Table, Trained, lecture_batch_size, new_figure, plot_histogram
 
 GAINS = (0.5, 1.0, 5 / 3, 3.0)
 NORMS = ("none", "batch")
@@ -111,13 +111,11 @@ def _hist_grid(runs: dict[tuple[str, float], Trained], kind: str, xlabel: str): 
             s = getattr(rec, kind).get(name)
             if s is None:
                 continue
-            edges = s.hist.edges()
-            total = max(1, sum(s.hist.counts))
-            centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
             sat = f", sat {100 * s.saturated:.0f}%" if getattr(s, "saturated", None) is not None else ""
-            ax.plot(centres, [c / total for c in s.hist.counts], lw=1, label=f"layer {k + 1}: std {s.std:.2g}{sat}")
+            plot_histogram(ax, s.hist, f"layer {k + 1}: std {s.std:.2g}{sat}", lw=1)
         ax.set_title(f"norm {norm}, gain {_gain_name(gain)}", fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel("density", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     return fig

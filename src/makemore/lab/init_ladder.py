@@ -23,11 +23,13 @@ import math
 from dataclasses import dataclass
 
 import torch
+from matplotlib.ticker import ScalarFormatter
 from torch import nn
 
 from ..models import create_model, model_config
-from .common import Experiment, Lab, Outcome, Table, Trained, lecture_batch_size, new_figure
+from .common import Experiment, Lab, Outcome, Table, Trained, lecture_batch_size, new_figure, plot_histogram
 
+STYLES = ("-", "--", "-", "-.", ":")  # rows 1 and 2 share W1 (their tanh histograms coincide)
 LECTURE_TRAIN = (2.1245, 2.0696, 2.0355, 2.0376, 2.0668)
 LECTURE_VAL = (2.1682, 2.1310, 2.1026, 2.1069, 2.1048)
 
@@ -144,12 +146,14 @@ def _pct(x: float | None) -> str:
 def _loss_figure(runs: list[Trained], steps: int):  # type: ignore[no-untyped-def]
     fig, ax = new_figure()
     w = max(1, steps // 200)  # moving average over 0.5% of the run
-    for rung, t in zip(RUNGS, runs):
+    for rung, t, style in zip(RUNGS, runs, STYLES):
         losses = torch.tensor(t.records.losses, dtype=torch.float64)
         if losses.numel() >= w:
             smooth = losses.unfold(0, w, w).mean(1)  # (steps // w,) block means
-            ax.plot((torch.arange(smooth.numel()) * w + w / 2).tolist(), smooth.tolist(), label=rung.name, lw=1)
+            ax.plot((torch.arange(smooth.numel()) * w + w / 2).tolist(), smooth.tolist(), label=rung.name, lw=1, ls=style)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("step")
     ax.set_ylabel(f"training loss (mean over {w} steps)")
     ax.set_title("loss curves: the careless init spends its first steps undoing itself")
@@ -160,19 +164,16 @@ def _loss_figure(runs: list[Trained], steps: int):  # type: ignore[no-untyped-de
 def _tanh_figure(runs: list[Trained]):  # type: ignore[no-untyped-def]
     """The lecture's histogram of the hidden tanh outputs on the first batch, one line per rung."""
     fig, ax = new_figure()
-    for rung, t in zip(RUNGS, runs):
+    for rung, t, style in zip(RUNGS, runs, STYLES):
         if not t.records.steps:
             continue
         tanh = next((m.name for m in t.records.modules if m.kind == "Tanh"), None)
         act = t.records.steps[0].acts.get(tanh) if tanh else None
         if act is None:
             continue
-        edges = act.hist.edges()
-        total = max(1, sum(act.hist.counts))
-        centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
-        ax.plot(centres, [c / total for c in act.hist.counts], label=f"{rung.name} ({_pct(act.saturated)} saturated)")
+        plot_histogram(ax, act.hist, f"{rung.name} ({_pct(act.saturated)} saturated)", ls=style)
     ax.set_xlabel("tanh output at init")
-    ax.set_ylabel("fraction of outputs")
+    ax.set_ylabel("density")
     ax.set_title("hidden activations on the first batch")
     ax.legend(fontsize=8)
     return fig
