@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -44,6 +45,9 @@ _SATURATING: list[tuple[type[nn.Module], tuple[float, float]]] = [
 _RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish)
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm, getattr(nn, "RMSNorm", nn.LayerNorm))
 _LINEAR = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
+_SKIP = (nn.Identity, nn.modules.dropout._DropoutNd)
+# the gradient reaching these roles' outputs is recorded (the depth checks and pictures use them)
+_GRAD_ROLES = ("saturating", "relu", "linear", "other")
 
 
 def module_role(m: nn.Module) -> tuple[str, tuple[float, float]]:
@@ -85,10 +89,10 @@ class _Transfer:
         keys = list(self.items)
         tensors = list(self.items.values())
         dev = tensors[0].device
-        flat = torch.cat([t.to(dev) for t in tensors]).cpu().tolist()  # the one device-to-host transfer
+        flat = torch.cat([t.to(dev) for t in tensors]).cpu().numpy()  # the one device-to-host transfer
         out, i = {}, 0
         for k, t in zip(keys, tensors):
-            out[k] = flat[i : i + t.numel()]
+            out[k] = flat[i : i + t.numel()].tolist()
             i += t.numel()
         self.items.clear()
         return out
@@ -126,9 +130,12 @@ class Monitor:
         self.model, self.optimizer = model, optimizer
         self.bins, self.map_rows, self.map_units = bins, map_rows, map_units
         self.step_index = start_step
-        self.leaves = [(name or type(model).__name__, m) for name, m in model.named_modules() if next(m.children(), None) is None]
+        # leaf modules, less those whose output tells nothing new (identity, dropout)
+        self.leaves = [(name or type(model).__name__, m) for name, m in model.named_modules()
+                       if next(m.children(), None) is None and not isinstance(m, _SKIP)]
         self.param_names = {id(p): name for name, p in model.named_parameters()}
-        self.records = Records(every=every, window=window, n_classes=n_classes, first_step=start_step, meta=self._meta())
+        self.records = Records(every=every, window=window, n_classes=n_classes, first_step=start_step, meta=self._meta(),
+                               matrices=self._matrices())
         self._infos: dict[str, ModuleInfo] = {}  # leaf modules in the order their forward ran
         self._handles: list[Any] = []
         self._transfer = _Transfer()
@@ -250,7 +257,7 @@ class Monitor:
                 )
             with torch.no_grad():
                 self._transfer.put(("act", name), activation_summary(y, role, self.bins, scale, self.map_rows, self.map_units))
-            if y.requires_grad:
+            if y.requires_grad and role in _GRAD_ROLES:
                 y.register_hook(self._grad_hook(name))
 
         return hook
@@ -351,8 +358,7 @@ class Monitor:
             st.rows = self._rows.get(name, 0)
             if "map" in v:
                 cols = min(units, self.map_units)
-                flat = [int(c) for c in v["map"]]
-                unit_map = UnitMap(step, [flat[i : i + cols] for i in range(0, len(flat), cols)])
+                unit_map = UnitMap(step, np.asarray(v["map"], dtype=np.int8).reshape(-1, cols).tolist())
                 maps = self.records.unit_maps.setdefault(name, [])  # the first map and the latest
                 if len(maps) < 2:
                     maps.append(unit_map)
@@ -369,6 +375,17 @@ class Monitor:
         if n and self.records.output_module is None:
             outs = [m.name for m in self.records.modules if m.units == n and m.role == "linear"]
             self.records.output_module = outs[-1] if outs else None
+
+    def _matrices(self) -> list[str]:
+        """Weight matrices of the layers (not embedding tables, not free parameters like a bigram's
+        logit table): the update:data ratios are judged on these, as in the lecture's plot."""
+        out = []
+        for name, m in self.leaves:
+            if isinstance(m, nn.Embedding):
+                continue
+            prefix = "" if name == type(self.model).__name__ and m is self.model else name + "."
+            out += [prefix + n for n, p in m.named_parameters(recurse=False) if p.dim() >= 2 and p.requires_grad]
+        return out
 
     def _meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {

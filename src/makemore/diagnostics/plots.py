@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+import statistics
 from dataclasses import dataclass
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -128,7 +129,7 @@ def weight_grad_histograms(r: Records) -> Figure:
 
 def update_ratio_curves(r: Records) -> Figure:
     fig = Figure(figsize=(9, 4))
-    names = [n for n, p in (r.steps[0].params.items() if r.steps else []) if p.grad_hist is not None][:MAX_LINES]
+    names = (r.matrices or [n for n, p in (r.steps[0].params.items() if r.steps else []) if p.grad_hist is not None])[:MAX_LINES]
     series = {n: [(s.step, math.log10(s.params[n].update_ratio)) for s in r.steps
                   if n in s.params and s.params[n].update_ratio and math.isfinite(s.params[n].update_ratio)]
               for n in names}
@@ -139,7 +140,7 @@ def update_ratio_curves(r: Records) -> Figure:
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name)
     ax.axhline(-3, color="k", linestyle="--", linewidth=1, label="1e-3 guide")
-    med = [(s.step, sorted(u)[len(u) // 2]) for s in r.steps if (u := update_log_ratios(s))]
+    med = [(s.step, statistics.median(u)) for s in r.steps if (u := update_log_ratios(s, r.matrices))]
     ax.set_title("update:data ratio, log10 std(W_after - W_before) / std(W_before)")
     ax.set_xlabel("step")
     ax.set_ylabel("log10 ratio")

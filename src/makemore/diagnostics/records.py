@@ -9,8 +9,8 @@ Conventions:
     * `std` is the unbiased standard deviation (`torch.std`'s default, as in the lectures).
     * A histogram has `len(hist)` equal-width bins spanning [lo, hi] (the finite data range);
       the last bin includes `hi`.
-    * Non-finite values (NaN, Inf) are counted in `nonfinite` (a fraction of the elements)
-      and left out of every other statistic.
+    * `nonfinite` is 1.0 when some element was NaN or Inf (then the other statistics of that
+      tensor are NaN or meaningless), else 0.0.
     * JSON keeps NaN and Infinity as Python's json module writes them (NaN, Infinity).
 """
 
@@ -45,7 +45,7 @@ class ActStats:
 
     mean: float
     std: float
-    nonfinite: float              # fraction of elements that were NaN or Inf
+    nonfinite: float              # 1.0 when some element was NaN or Inf
     hist: Histogram
     rows: int                     # examples the unit statistics count over (all but the unit axis)
     saturated: float | None = None   # saturating nonlinearities: fraction of outputs in the flat tails
@@ -131,6 +131,7 @@ class Records:
     steps: list[StepRecord] = field(default_factory=list)
     modules: list[ModuleInfo] = field(default_factory=list)  # leaf modules in forward order
     output_module: str | None = None   # the leaf that produced the logits
+    matrices: list[str] = field(default_factory=list)  # weight matrices of linear/conv/recurrent layers
     unit_maps: dict[str, list[UnitMap]] = field(default_factory=dict)  # first and latest map per layer
     meta: dict[str, Any] = field(default_factory=dict)   # model, optimizer, lr, ... (free-form)
 
@@ -169,6 +170,7 @@ class Records:
             steps=[_step_from_dict(s) for s in d["steps"]],
             modules=[ModuleInfo(**m) for m in d["modules"]],
             output_module=d.get("output_module"),
+            matrices=list(d.get("matrices", [])),
             unit_maps={k: [UnitMap(**m) for m in v] for k, v in d.get("unit_maps", {}).items()},
             meta=dict(d.get("meta", {})),
         )

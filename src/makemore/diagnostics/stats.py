@@ -17,37 +17,40 @@ from torch import Tensor, nn
 SATURATION = 0.97
 
 
+# Histograms of larger tensors count an evenly strided sample of about this many elements: the
+# shape of a distribution needs thousands of points, not millions, and this keeps the cost flat.
+HIST_SAMPLE = 16384
+
+
 def finite_summary(x: Tensor, bins: int) -> dict[str, Tensor]:
-    """Mean, unbiased std, non-finite fraction and an equal-width histogram of the finite elements.
+    """Mean, unbiased std, a non-finite flag and an equal-width histogram of the elements of x.
 
     Returns tensors: mean, std, nonfinite, lo, hi (0-d) and counts (bins,). The histogram spans
-    [lo, hi], the finite minimum and maximum; the last bin includes hi.
+    [lo, hi], the minimum and maximum (the last bin includes hi), and counts every element, or
+    an evenly strided sample of at least HIST_SAMPLE of them for larger tensors. `nonfinite` is 1.0 when some
+    element is NaN or Inf (read off the sum, which any of them poisons: no extra pass over x);
+    then the other statistics are not meaningful.
     """
     x = x.detach().reshape(-1).float()
-    mask = torch.isfinite(x)
-    n = mask.sum()
-    clean = torch.where(mask, x, torch.zeros((), device=x.device))
-    mean = clean.sum() / n.clamp_min(1)
-    centered = torch.where(mask, x - mean, torch.zeros((), device=x.device))
-    std = (centered.square().sum() / (n - 1).clamp_min(1)).sqrt()
-    inf = torch.full((), float("inf"), device=x.device)
-    lo = torch.where(mask, x, inf).min()
-    hi = torch.where(mask, x, -inf).max()
-    lo, hi = torch.where(n > 0, lo, 0.0), torch.where(n > 0, hi, 0.0)
-    counts = histogram(clean, lo, hi, bins, weight=mask.float())
-    return {"mean": mean, "std": std, "nonfinite": 1.0 - n.float() / max(1, x.numel()), "lo": lo, "hi": hi, "counts": counts}
+    n = x.numel()
+    mean = x.sum() / max(n, 1)
+    centered = x - mean
+    std = (torch.dot(centered, centered) / max(n - 1, 1)).sqrt()  # two passes: exact when mean >> std
+    lo, hi = torch.aminmax(x) if n else (mean, mean)
+    sample = x[:: n // HIST_SAMPLE] if n >= 2 * HIST_SAMPLE else x
+    return {"mean": mean, "std": std, "nonfinite": (~torch.isfinite(mean)).float(), "lo": lo, "hi": hi,
+            "counts": histogram(sample, lo, hi, bins)}
 
 
-def histogram(x: Tensor, lo: Tensor, hi: Tensor, bins: int, weight: Tensor | None = None) -> Tensor:
+def histogram(x: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
     """Counts of x (1-d) in `bins` equal-width bins over [lo, hi] (device tensors, no host sync).
 
     Built with scatter_add_ rather than torch.histc/bincount, which need the range or the output
-    size on the host.
+    size on the host; non-finite values land in an end bin (NaN's index is clamped).
     """
     width = (hi - lo).clamp_min(1e-30) / bins
-    idx = ((x - lo) / width).floor().clamp_(0, bins - 1).long()
-    w = weight if weight is not None else torch.ones_like(x)
-    return torch.zeros(bins, device=x.device).scatter_add_(0, idx, w)
+    idx = torch.nan_to_num((x - lo) / width).floor_().clamp_(0, bins - 1).long()
+    return torch.zeros(bins, device=x.device).scatter_add_(0, idx, torch.ones((), device=x.device).expand_as(x))
 
 
 def unit_view(y: Tensor) -> Tensor:
@@ -66,7 +69,7 @@ def inactive_mask(y2d: Tensor, role: str, scale: tuple[float, float] = (0.0, 1.0
     """
     if role == "saturating":
         centre, half = scale
-        return ((y2d - centre) / half).abs() > SATURATION
+        return (y2d.abs() if scale == (0.0, 1.0) else ((y2d - centre) / half).abs()) > SATURATION
     return y2d <= 0
 
 
@@ -78,7 +81,7 @@ def activation_summary(
     y = y.detach()
     out = finite_summary(y, bins)
     if role in ("saturating", "relu"):
-        y2d = torch.nan_to_num(unit_view(y).float())
+        y2d = unit_view(y)  # NaN compares False: counted as active
         dead = inactive_mask(y2d, role, scale)  # (rows, units)
         out["inactive"] = dead.float().mean()
         out["unit_active"] = (~dead).sum(0).float()  # (units,)
@@ -90,11 +93,16 @@ def activation_summary(
 def param_summary(p: Tensor, bins: int) -> dict[str, Tensor]:
     """Raw gradient of a parameter: mean, std, rms, non-finite fraction; a histogram for matrices;
     and the data std the grad:data ratio divides by."""
-    g = p.grad.detach()
-    s = finite_summary(g, bins)
-    out = {"data_std": p.detach().float().std(), "grad_mean": s["mean"], "grad_std": s["std"],
-           "grad_rms": torch.nan_to_num(g.float()).square().mean().sqrt(), "grad_nonfinite": s["nonfinite"]}
-    if p.dim() >= 2:
+    assert p.grad is not None
+    g = p.grad.detach().reshape(-1).float()
+    n = g.numel()
+    mean = g.sum() / n
+    centered = g - mean
+    out = {"data_std": p.detach().float().std(), "grad_mean": mean,
+           "grad_std": (torch.dot(centered, centered) / max(n - 1, 1)).sqrt(),
+           "grad_rms": (torch.dot(g, g) / n).sqrt(), "grad_nonfinite": (~torch.isfinite(mean)).float()}
+    if p.dim() >= 2:  # histograms for weight matrices only (the lecture's view)
+        s = finite_summary(g, bins)
         out |= {"lo": s["lo"], "hi": s["hi"], "counts": s["counts"]}
     return out
 
