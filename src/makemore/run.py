@@ -10,6 +10,7 @@ These are the library calls behind `makemore train`, `eval` and `sample`:
 from __future__ import annotations
 
 import dataclasses
+import io
 import shutil
 import sys
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from .checkpoint import Checkpoint, RunDir, atomic_write_json, load_checkpoint, 
 from .config import DataConfig, ModelConfig, TrainConfig, to_dict
 from .data import Dataset, Vocab, build_splits, load_dataset, read_items
 from .errors import MakemoreError
+from . import dist
 from .evaluate import evaluate_split
+from .fast import SpeedOptions, accelerate
 from .models import create_model, n_params
 from .sampling import generate, novelty
 from .train import Trainer, TrainState, validate_train_config
@@ -71,8 +74,13 @@ def train_run(
     stream: IO[str] | None = None,
     extra_callbacks: tuple[Any, ...] = (),
     n_samples: int = 10,
+    speed: SpeedOptions | None = None,
 ) -> RunResult:
     """Train a model in run directory `out` (new, or continued with `resume=True`).
+
+    `speed` turns on torch.compile, bf16 autocast and the CUDA-graph step (`makemore.fast`).
+    Started by torchrun (WORLD_SIZE > 1), every process trains its slice of each batch under
+    DistributedDataParallel and rank 0 alone writes the run directory (`makemore.dist`).
 
     With `resume`, the configs come from the run's last checkpoint; `train_cfg.steps` and
     `train_cfg.time`, when set, may extend the run. Training continues exactly where the
@@ -82,6 +90,7 @@ def train_run(
     out = Path(out)
     run = RunDir(out)
     device = resolve_device(train_cfg.device)
+    info, device = dist.setup(device)
     ckpt: Checkpoint | None = None
     if resume:
         if not run.last.is_file():
@@ -103,10 +112,13 @@ def train_run(
         model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
         if tensorboard:
             require_tensorboard()  # fail before the run directory exists
-        _new_run_dir(out)
-        created = True
+        if info.is_main:
+            _new_run_dir(out)
+        created = info.is_main
     try:
-        return _train_in_dir(run, dataset, data_cfg, model_cfg, train_cfg, device, ckpt, tensorboard, stream, extra_callbacks, n_samples)
+        with dist.guard():
+            return _train_in_dir(run, dataset, data_cfg, model_cfg, train_cfg, device, ckpt, tensorboard, stream,
+                                 extra_callbacks, n_samples, info, speed or SpeedOptions())
     except BaseException:
         # a run that failed before its first checkpoint leaves nothing behind that looks like a run
         if created and not run.last.exists():
@@ -117,7 +129,7 @@ def train_run(
 def _train_in_dir(
     run: RunDir, dataset: Dataset, data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig,
     device: torch.device, ckpt: Checkpoint | None, tensorboard: bool, stream: IO[str],
-    extra_callbacks: tuple[Any, ...], n_samples: int,
+    extra_callbacks: tuple[Any, ...], n_samples: int, info: dist.DistInfo, speed: SpeedOptions,
 ) -> RunResult:
     torch.manual_seed(train_cfg.seed)  # initialization and dropout draw from the global generator
     try:
@@ -128,7 +140,7 @@ def _train_in_dir(
         model.load_state_dict(ckpt.model_state)
     model.to(device)
     data = dataset.to(device)
-    if ckpt is None:
+    if ckpt is None and info.is_main:
         atomic_write_json(run.config, {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)})
         atomic_write_json(run.splits, {k: s.items for k, s in dataset.splits.items()} | {"dropped": dataset.dropped})
         for name, k in dataset.dropped.items():
@@ -139,27 +151,41 @@ def _train_in_dir(
     if tensorboard:
         callbacks.append(TensorBoardLogger(run.path / "tensorboard"))
     callbacks += list(extra_callbacks)
-    trainer = Trainer(model, data, train_cfg, device, callbacks)
+    if not info.is_main:
+        callbacks = []  # rank 0 alone logs and writes checkpoints
+    trainer = Trainer(model, data, train_cfg, device, callbacks, rank=info.rank, world_size=info.world_size)
     if ckpt is not None:
         if trainer.optimizer is not None and ckpt.optimizer_state is not None:
             trainer.optimizer.load_state_dict(ckpt.optimizer_state)
         if ckpt.rng_state is not None:
             trainer.load_rng_state(ckpt.rng_state)
         trainer.state = TrainState(step=ckpt.step, elapsed=ckpt.elapsed, best_val=ckpt.best_val)
-        stream.write(f"resuming {run.path} at step {ckpt.step}\n")
-    else:
+        if info.is_main:
+            stream.write(f"resuming {run.path} at step {ckpt.step}\n")
+    elif info.is_main:
         stream.write(
             f"training {model_cfg.name} ({n_params(model):,} parameters) on {dataset.source}: "
             f"{len(dataset.splits['train'].items)} train / {len(dataset.splits['val'].items)} val / "
             f"{len(dataset.splits['test'].items)} test items, vocabulary {dataset.vocab.size}, device {device}\n"
         )
+    if info.world_size > 1:
+        trainer.train_model = dist.wrap(model, device)
+        if info.is_main:
+            stream.write(f"data parallel: {info.world_size} processes ({info.backend}), {train_cfg.batch_size // info.world_size} items each per step\n")
+    accelerate(trainer, speed, stream if info.is_main else io.StringIO())
     try:
         state = trainer.fit()
     except KeyboardInterrupt:
-        save_checkpoint(run.last, checkpointer.checkpoint(trainer))
-        stream.write(f"\ninterrupted at step {trainer.state.step}; continue with: makemore train --out {run.path} --resume\n")
+        if info.is_main:
+            save_checkpoint(run.last, checkpointer.checkpoint(trainer))
+            stream.write(f"\ninterrupted at step {trainer.state.step}; continue with: makemore train --out {run.path} --resume\n")
         raise
-    return finish_run(run, device, stream, n_samples, state)
+    if not info.is_main:
+        dist.shutdown()
+        return RunResult(run.path, state, {}, [], n_params(model))
+    result = finish_run(run, device, stream, n_samples, state)
+    dist.shutdown()
+    return result
 
 
 def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: int, state: TrainState) -> RunResult:
