@@ -46,7 +46,6 @@ class ModelConfig:
     bias_init: float = 0.0            # constant initial bias of hidden layers
     hidden_bias: bool = False         # True: keep a bias in linear layers followed by a norm (it cancels)
     bn_momentum: float = 0.1          # BatchNorm running-statistics momentum (tiny: they never calibrate)
-    bn_momentum: float = 0.1          # BatchNorm running-statistics momentum (tiny: they never calibrate)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .common import context_windows, lm_loss
 @register_model(
     "mlp-manual",
     "the lectures' tanh + BatchNorm MLP, trained with a hand-written backward pass",
+    train={"lr": 3e-3},
     context=3, n_embd=10, n_hidden=200, n_layer=1, norm="batch", activation="tanh",
 )
 class ManualMLP(nn.Module):
