@@ -5,6 +5,8 @@ Built on PyTorch's fused `nn.RNN` / `nn.GRU` / `nn.LSTM` kernels, with a learned
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 

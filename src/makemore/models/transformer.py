@@ -7,6 +7,7 @@ fused kernel where one exists.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,16 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.c_proj(y)
+
+    def forward_step(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t: int) -> torch.Tensor:
+        """Attention of one new position `t`: x (B, 1, C); its key and value are written into
+        the caches (B, nh, block_size, hs) and it attends to positions 0..t."""
+        B, _, C = x.shape
+        q, k, v = (u.view(B, 1, self.n_head, C // self.n_head).transpose(1, 2) for u in self.c_attn(x).split(C, dim=2))
+        keys[:, :, t : t + 1] = k  # (B, nh, 1, hs)
+        values[:, :, t : t + 1] = v
+        y = F.scaled_dot_product_attention(q, keys[:, :, : t + 1], values[:, :, : t + 1])  # (B, nh, 1, hs): all seen
+        return self.c_proj(y.transpose(1, 2).reshape(B, 1, C))
 
 
 class Block(nn.Module):
@@ -89,3 +100,22 @@ class Transformer(nn.Module):
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss
+
+    # -- cached generation: a key/value cache, so each new character costs one position ----------
+
+    def init_cache(self, batch: int) -> dict[str, Any]:
+        """Empty key/value caches for `batch` sequences: per block (B, nh, block_size, hs) each."""
+        cfg, p = self.config, self.lm_head.weight
+        shape = (batch, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+        return {"t": 0, "kv": [(p.new_zeros(shape), p.new_zeros(shape)) for _ in self.blocks]}
+
+    def forward_step(self, idx_t: torch.Tensor, cache: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Logits (B, V) of the next character after feeding `idx_t` (B,) at the cache's position."""
+        t = cache["t"]
+        if t >= self.config.block_size:
+            raise ValueError(f"the cache holds {self.config.block_size} positions; position {t} does not fit")
+        x = self.wte(idx_t.unsqueeze(1)) + self.wpe.weight[t]  # (B, 1, C)
+        for block, (keys, values) in zip(self.blocks, cache["kv"]):
+            x = block.forward_step(x, keys, values, t)
+        cache["t"] = t + 1
+        return self.lm_head(self.ln_f(x))[:, 0], cache  # (B, V)
