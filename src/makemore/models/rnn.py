@@ -44,6 +44,9 @@ class Recurrent(nn.Module):
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss
 
+    # cached generation: the recurrent state is the cache, so each new character costs one step
+    def init_cache(self, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return self.initial_state(batch)
 
 @register_model("rnn", "vanilla tanh RNN (nn.RNN)", n_embd=64, n_hidden=128, n_layer=1)
 class RNN(Recurrent):
