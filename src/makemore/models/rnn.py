@@ -48,6 +48,12 @@ class Recurrent(nn.Module):
     def init_cache(self, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         return self.initial_state(batch)
 
+    def forward_step(self, idx_t: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """Logits (B, V) of the next character after feeding `idx_t` (B,); returns the new state."""
+        out, state = self.rnn(self.wte(idx_t.unsqueeze(1)), cache)  # (B, 1, H)
+        return self.lm_head(out[:, 0]), state
+
+
 @register_model("rnn", "vanilla tanh RNN (nn.RNN)", n_embd=64, n_hidden=128, n_layer=1)
 class RNN(Recurrent):
     kind = "rnn"

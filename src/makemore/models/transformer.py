@@ -62,6 +62,10 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
+    def forward_step(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t: int) -> torch.Tensor:
+        x = x + self.attn.forward_step(self.ln_1(x), keys, values, t)
+        return x + self.mlp(self.ln_2(x))
+
 
 @register_model("transformer", "GPT-style decoder, pre-LayerNorm", n_embd=64, n_layer=4, n_head=4)
 class Transformer(nn.Module):
