@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import __version__
 from .config import DataConfig, ModelConfig, TrainConfig
@@ -321,11 +321,11 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     return 0
 
 
-def _print_findings(findings: list, stream: object = sys.stdout) -> None:
+def _print_findings(findings: Sequence[Any]) -> None:
     """Findings most serious first: severity, code and place, then the evidence and the fix."""
     for f in findings:
         step = f" (step {f.step})" if f.step is not None else ""
-        print(f"{f.severity.upper():<8}{f.code} at {f.where}{step}\n        {f.evidence}\n        fix: {f.fix}", file=stream)
+        print(f"{f.severity.upper():<8}{f.code} at {f.where}{step}\n        {f.evidence}\n        fix: {f.fix}")
 
 
 def add_doctor(p: argparse.ArgumentParser) -> None:
@@ -368,6 +368,7 @@ def add_report(p: argparse.ArgumentParser) -> None:
 
 def cmd_report(a: argparse.Namespace) -> int:
     """Regenerate the training-health report from the records saved by `train --monitor`."""
+    from .diagnostics.checks import run_checks
     from .diagnostics.doctor import RECORDS_FILE, REPORT_FILE
     from .diagnostics.records import Records
     from .diagnostics.report import write_report
@@ -381,8 +382,6 @@ def cmd_report(a: argparse.Namespace) -> int:
     except (ValueError, KeyError, TypeError) as e:
         raise MakemoreError(f"{path} is not a readable diagnostics file ({e})") from None
     out = Path(a.out) if a.out else path.parent / REPORT_FILE
-    from .diagnostics.checks import run_checks
-
     findings = run_checks(records)
     write_report(records, out, findings)
     _print_findings(findings)

@@ -199,6 +199,8 @@ def _dead_in_windows(r: Records, m: ModuleInfo) -> tuple[int, int, int, int, int
     recs = [s for s in r.steps if m.name in s.acts and s.acts[m.name].unit_active is not None]
     w = min(r.window, len(recs))
     best = (0, m.units, 0, 0, 0)
+    if not recs:
+        return best
     for end in range(w, len(recs) + 1):
         win = recs[end - w : end]
         active = [sum(col) for col in zip(*(s.acts[m.name].unit_active for s in win))]  # type: ignore[misc]
