@@ -33,6 +33,16 @@ OPTIMIZERS = {
 }
 
 
+def train(model: nn.Module, opt: torch.optim.Optimizer, mon: Monitor, steps: range) -> None:
+    for step in steps:
+        x, y = batch(step)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.step(loss)
+
+
 def hooks_left(model: nn.Module, opt: torch.optim.Optimizer) -> int:
     n = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
     n += sum(len(p._post_accumulate_grad_hooks or {}) for p in model.parameters())
@@ -113,17 +123,11 @@ def test_no_hooks_between_recording_steps_or_after_close() -> None:
     with Monitor(model, opt, every=3) as mon:
         assert hooks_left(model, opt) > 0  # armed for step 0
         for step in range(7):
-            x, y = batch(step)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.step(loss)
-            armed = (step + 1) % 3 == 0
-            assert (hooks_left(model, opt) > 0) == armed
+            train(model, opt, mon, range(step, step + 1))
+            assert (hooks_left(model, opt) > 0) == ((step + 1) % 3 == 0)  # armed only for steps 3, 6
     assert hooks_left(model, opt) == 0
     with pytest.raises(RuntimeError):
-        mon.step(loss)
+        mon.step(1.0)
 
 
 def test_one_device_to_host_transfer_per_recording_step(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,13 +137,7 @@ def test_one_device_to_host_transfer_per_recording_step(monkeypatch: pytest.Monk
     model = user_model()
     opt = torch.optim.Adam(model.parameters())
     mon = Monitor(model, opt, every=4)
-    for step in range(10):
-        x, y = batch(step)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        mon.step(loss)
+    train(model, opt, mon, range(10))
     assert len(calls) == 3  # steps 0, 4, 8
     mon.close()
     assert len(calls) == 4  # the losses of steps 9 and 10 come over once, at the end
@@ -206,15 +204,9 @@ def test_record_next_forces_a_recording() -> None:
     model = user_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     mon = Monitor(model, opt, every=100)
-    for step in range(4):
-        if step == 3:
-            mon.record_next()
-        x, y = batch(step)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        mon.step(loss)
+    train(model, opt, mon, range(3))
+    mon.record_next()
+    train(model, opt, mon, range(3, 4))
     assert [s.step for s in mon.close().steps] == [0, 3]
 
 

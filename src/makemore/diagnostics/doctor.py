@@ -87,6 +87,21 @@ class DoctorResult:
     steps: int                    # optimizer steps taken
 
 
+def fit_monitored(trainer: Any, cb: MonitorCallback) -> tuple[Records, bool]:
+    """`trainer.fit()` with `cb` among its callbacks; a run stopped by a NaN loss is a result, not
+    an error. Returns the records and whether the loss went non-finite."""
+    diverged = False
+    try:
+        trainer.fit()
+    except MakemoreError:
+        # the Trainer refuses to go on with a NaN loss; that is a finding here, not a failure
+        if cb.monitor is None or all(math.isfinite(x) for x in cb.monitor.flush().losses):
+            raise
+        diverged = True
+    records = cb.finish()
+    return records, diverged or any(not math.isfinite(x) for x in records.losses)
+
+
 def default_every(steps: int) -> int:
     """About 40 recordings over a doctor run."""
     return max(1, steps // 40)
@@ -116,18 +131,10 @@ def doctor_run(
     meta = {"model_config": to_dict(model_cfg), "train_config": to_dict(train_cfg), "source": dataset.source}
     cb = MonitorCallback(every or default_every(steps), window, stop_on_nonfinite=True, meta=meta)
     trainer = Trainer(model, dataset.to(device), train_cfg, device, [cb])
-    diverged = False
-    try:
-        trainer.fit()
-    except MakemoreError:
-        # the Trainer refuses to go on with a NaN loss; that is a finding here, not a failure
-        if cb.monitor is None or all(math.isfinite(x) for x in cb.monitor.flush().losses):
-            raise
-        diverged = True
-    records = cb.finish()
+    records, diverged = fit_monitored(trainer, cb)
     if stream is not None and cb.monitor is None:
         stream.write(f"{model_cfg.name} is fitted in closed form; there is no training to diagnose\n")
     return DoctorResult(records, run_checks(records), diverged, trainer.state.step)
 
 
-__all__ = ["MonitorCallback", "DoctorResult", "doctor_run", "default_every", "RECORDS_FILE", "REPORT_FILE"]
+__all__ = ["MonitorCallback", "DoctorResult", "doctor_run", "fit_monitored", "default_every", "RECORDS_FILE", "REPORT_FILE"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -71,44 +72,44 @@ def _empty(fig: Figure, text: str) -> Figure:
     return fig
 
 
-def activation_histograms(r: Records) -> Figure:
+def _layer_panels(r: Records, title: str, empty: str, entry: Callable[[StepRecord, ModuleInfo], tuple[Histogram, str] | None]) -> Figure:
+    """One panel per snapshot (first and last recording), one density line per layer."""
     snaps, layers = _snapshots(r), _layers(r)
     fig = Figure(figsize=(9, 3.6 * max(1, len(snaps))))
-    if not snaps or not layers:
-        return _empty(fig, "no activations recorded")
+    if not snaps or not layers or not any(entry(rec, m) for rec in snaps for m in layers):
+        return _empty(fig, empty)
     for i, rec in enumerate(snaps):
         ax = fig.add_subplot(len(snaps), 1, i + 1)
         for m in layers:
-            a = rec.acts.get(m.name)
-            if a is None:
-                continue
-            label = f"{m.name} ({m.kind}): mean {a.mean:+.2f}, std {a.std:.2f}"
-            if a.saturated is not None:
-                label += f", saturated {a.saturated:.1%}"
-            if a.zero is not None:
-                label += f", <=0 {a.zero:.1%}"
-            ax.plot(*_density(a.hist), label=label)
-        ax.set_title(f"activation distribution, step {rec.step}")
+            if (e := entry(rec, m)) is not None:
+                ax.plot(*_density(e[0]), label=e[1])
+        ax.set_title(f"{title}, step {rec.step}")
         ax.set_ylabel("density")
         ax.legend(fontsize=7, loc="upper right")
     return fig
+
+
+def activation_histograms(r: Records) -> Figure:
+    def entry(rec: StepRecord, m: ModuleInfo) -> tuple[Histogram, str] | None:
+        a = rec.acts.get(m.name)
+        if a is None:
+            return None
+        label = f"{m.name} ({m.kind}): mean {a.mean:+.2f}, std {a.std:.2f}"
+        if a.saturated is not None:
+            label += f", saturated {a.saturated:.1%}"
+        if a.zero is not None:
+            label += f", <=0 {a.zero:.1%}"
+        return a.hist, label
+
+    return _layer_panels(r, "activation distribution", "no activations recorded", entry)
 
 
 def gradient_histograms(r: Records) -> Figure:
-    snaps, layers = _snapshots(r), _layers(r)
-    fig = Figure(figsize=(9, 3.6 * max(1, len(snaps))))
-    if not snaps or not layers or not any(rec.grads for rec in snaps):
-        return _empty(fig, "no gradients recorded")
-    for i, rec in enumerate(snaps):
-        ax = fig.add_subplot(len(snaps), 1, i + 1)
-        for m in layers:
-            g = rec.grads.get(m.name)
-            if g is not None:
-                ax.plot(*_density(g.hist), label=f"{m.name} ({m.kind}): mean {g.mean:+.2e}, std {g.std:.2e}")
-        ax.set_title(f"gradient distribution at each layer's output, step {rec.step}")
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7, loc="upper right")
-    return fig
+    def entry(rec: StepRecord, m: ModuleInfo) -> tuple[Histogram, str] | None:
+        g = rec.grads.get(m.name)
+        return (g.hist, f"{m.name} ({m.kind}): mean {g.mean:+.2e}, std {g.std:.2e}") if g is not None else None
+
+    return _layer_panels(r, "gradient distribution at each layer's output", "no gradients recorded", entry)
 
 
 def weight_grad_histograms(r: Records) -> Figure:
