@@ -163,8 +163,8 @@ def test_preset_fills_only_options_not_given(tmp_path) -> None:
 
 @cuda
 @pytest.mark.parametrize("name", ["transformer", "gru", "mlp"])
-def test_graph_captured_step_follows_the_eager_step(names_file, name: str) -> None:
-    ds = load_dataset(DataConfig(input=str(names_file))).to(torch.device("cuda"))
+def test_graph_captured_step_follows_the_eager_step(tiny_file, name: str) -> None:
+    ds = load_dataset(DataConfig(input=str(tiny_file))).to(torch.device("cuda"))
     cfg = TrainConfig(steps=30, batch_size=16, lr=3e-3, schedule="cosine", device="cuda")
     runs = []
     for graph in ("on", "off"):
