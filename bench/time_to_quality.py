@@ -25,10 +25,10 @@ from pathlib import Path
 NAMES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "names.txt"
 CANDIDATES = [
     "--preset fast",
-    "--preset fast --batch-size 32",
-    "--preset fast --batch-size 128",
-    "--preset fast --lr 2e-3",
-    "--preset fast --model gru --lr 1e-2",
+    "--preset fast --steps 4000",
+    "--preset fast --batch-size 128 --steps 3000",
+    "--preset fast --model gru",
+    "--preset fast --model mlp --lr 1e-2",
 ]
 
 
