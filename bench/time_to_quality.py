@@ -25,10 +25,10 @@ from pathlib import Path
 NAMES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "names.txt"
 CANDIDATES = [
     "--preset fast",
-    "--preset fast --steps 4000",
-    "--preset fast --batch-size 128 --steps 3000",
-    "--preset fast --model gru",
-    "--preset fast --model mlp --lr 1e-2",
+    "--preset fast --steps 2000",
+    "--preset fast --batch-size 64 --steps 3000",
+    "--preset fast --batch-size 256 --steps 800 --lr 1.5e-2",
+    "--preset fast --model transformer --batch-size 64 --lr 3e-3 --steps 6000",
 ]
 
 
