@@ -11,14 +11,15 @@ What it measures on a recording step (the quantities of Karpathy's makemore part
       the saturated fraction, for ReLU-like the fraction <= 0; per-unit activity (so a unit dead
       over a window of batches is found per unit) and a small units x examples map;
     * a tensor hook on each output: mean/std/histogram of the gradient reaching that module;
-    * post-accumulate-grad hooks on parameters: the raw gradient (before any clipping), its
-      grad:data ratio;
-    * optimizer step pre/post hooks: the true update:data ratio std(W_after - W_before)/std(W_before),
-      correct for SGD, momentum, Adam and RMSProp alike;
+    * optimizer step pre/post hooks: each parameter's gradient as the optimizer uses it (after any
+      clipping) and its grad:data ratio; the true update:data ratio std(W_after - W_before) /
+      std(W_before), correct for SGD, momentum, Adam and RMSProp alike (without an optimizer the
+      gradients are read in `step()`);
     * forward pre-hooks on BatchNorm layers: train-mode vs eval-mode output gap on the batch;
     * every step's loss (kept on the device until the next recording step).
 
-Cost: on other steps no hook is registered at all; `step()` appends the detached loss to a
+Cost: on other steps no hook is registered at all (and none that autograd keeps: tensor hooks
+live on the step's graph, module and optimizer hooks are removed); `step()` appends the detached loss to a
 list. All heavy hooks are registered just before a recording step and removed right after it,
 and that step's numbers reach the host in one device-to-host copy of one concatenated tensor.
 """
@@ -159,6 +160,8 @@ class Monitor:
             raise RuntimeError("Monitor.step() after close()")
         self._losses.append(loss.detach() if isinstance(loss, Tensor) else (math.nan if loss is None else float(loss)))
         if self._armed:
+            if self.optimizer is None:
+                self._param_stats(self.model.parameters())
             self._collect(self.step_index)
             self._disarm()
         self.step_index += 1
@@ -221,9 +224,6 @@ class Monitor:
             if role == "batchnorm" and getattr(m, "track_running_stats", False):
                 h.append(m.register_forward_pre_hook(self._bn_hook(name)))
         h.append(self.model.register_forward_hook(self._root_hook))
-        for p in self.model.parameters():
-            if p.requires_grad:
-                h.append(p.register_post_accumulate_grad_hook(self._param_hook))
         if self.optimizer is not None:
             h.append(self.optimizer.register_step_pre_hook(self._pre_step))
             h.append(self.optimizer.register_step_post_hook(self._post_step))
@@ -287,18 +287,21 @@ class Monitor:
 
         return hook
 
-    def _param_hook(self, p: Tensor) -> None:
-        name = self.param_names.get(id(p))
-        if name is not None and p.grad is not None:
-            with torch.no_grad():
-                self._transfer.put(("param", name), param_summary(p, self.bins))
+    def _param_stats(self, params: Any) -> None:
+        """Gradient statistics of the parameters, as the optimizer is about to use them."""
+        with torch.no_grad():
+            for p in params:
+                name = self.param_names.get(id(p))
+                if name is not None and p.grad is not None:
+                    self._transfer.put(("param", name), param_summary(p, self.bins))
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                name = self.param_names.get(id(p))
-                if name is not None and p.grad is not None and p.numel() > 1:
-                    self._before[name] = p.detach().clone()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        self._param_stats(params)
+        for p in params:
+            name = self.param_names.get(id(p))
+            if name is not None and p.grad is not None and p.numel() > 1:
+                self._before[name] = p.detach().clone()
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         params = dict(self.model.named_parameters())

@@ -65,7 +65,8 @@ class GradStats:
 
 @dataclass
 class ParamStats:
-    """One parameter on one recording step: its raw gradient (before clipping) and its update."""
+    """One parameter on one recording step: its gradient as the optimizer used it (after any
+    clipping; the raw gradients reaching each layer are in `GradStats`) and its update."""
 
     data_std: float               # std of the weights before the optimizer step
     grad_mean: float
