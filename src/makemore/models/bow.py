@@ -1,7 +1,7 @@
 """Causal bag of words: each position sees the uniform average of the embeddings so far.
 
 Karpathy's makemore BoW: token + position embeddings, one block of causal averaging and an
-MLP with residual connections, then an MLP head. The causal average is a cumulative sum
+MLP with residual connections, then an MLP head (here each MLP has a LayerNorm in front). The causal average is a cumulative sum
 divided by the count, equal to uniform causal attention without the (T, T) matrix.
 """
 
@@ -27,7 +27,12 @@ class BoW(nn.Module):
         for lin in (fc, head_fc):
             init_hidden_(lin, cfg.activation, cfg.init_gain, cfg.bias_init)
         init_hidden_(proj, "linear")
+        # LayerNorm in front of each MLP (pre-LN, as in the transformer): the sum of token, position
+        # and averaged embeddings has std ~1.7, which would saturate a tanh layer initialized with
+        # the tanh gain (about half the units at |t| > 0.97 at step 0, found by `makemore doctor`)
+        self.ln_1 = nn.LayerNorm(cfg.n_embd)
         self.mlp = nn.Sequential(fc, activation(cfg.activation), proj)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd)
         self.head = nn.Sequential(head_fc, activation(cfg.activation))
         self.lm_head = nn.Linear(cfg.n_hidden, cfg.vocab_size)
         init_output_(self.lm_head, cfg.init_output_scale)
@@ -38,7 +43,7 @@ class BoW(nn.Module):
         x = self.wte(idx) + self.wpe(pos)  # (B, T, n_embd)
         counts = torch.arange(1, T + 1, device=idx.device, dtype=x.dtype).view(1, T, 1)
         x = x + x.cumsum(1) / counts  # causal uniform average of positions <= t
-        x = x + self.mlp(x)
-        logits = self.lm_head(self.head(x))  # (B, T, V)
+        x = x + self.mlp(self.ln_1(x))
+        logits = self.lm_head(self.head(self.ln_2(x)))  # (B, T, V)
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss
