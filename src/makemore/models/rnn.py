@@ -54,16 +54,16 @@ class Recurrent(nn.Module):
         return self.lm_head(out[:, 0]), state
 
 
-@register_model("rnn", "vanilla tanh RNN (nn.RNN)", n_embd=64, n_hidden=128, n_layer=1)
+@register_model("rnn", "vanilla tanh RNN (nn.RNN)", train={"lr": 1e-2}, n_embd=64, n_hidden=128, n_layer=1)
 class RNN(Recurrent):
     kind = "rnn"
 
 
-@register_model("gru", "gated recurrent unit (nn.GRU)", n_embd=64, n_hidden=128, n_layer=1)
+@register_model("gru", "gated recurrent unit (nn.GRU)", train={"lr": 1e-2}, n_embd=64, n_hidden=128, n_layer=1)
 class GRU(Recurrent):
     kind = "gru"
 
 
-@register_model("lstm", "long short-term memory (nn.LSTM)", n_embd=64, n_hidden=128, n_layer=1)
+@register_model("lstm", "long short-term memory (nn.LSTM)", train={"lr": 1e-2}, n_embd=64, n_hidden=128, n_layer=1)
 class LSTM(Recurrent):
     kind = "lstm"
