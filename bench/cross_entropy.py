@@ -194,7 +194,7 @@ def train_step_rows(device: str, budget_s: float) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"| device | N | V | impl | fwd+bwd ms | vs torch | peak MiB |")
+    print("| device | N | V | impl | fwd+bwd ms | vs torch | peak MiB |")
     print("|---|---:|---:|---|---:|---:|---:|")
     torch_ms = {(r["device"], r["N"], r["V"]): r.get("ms") for r in rows if r["impl"] == "torch"}
     for r in rows:

@@ -14,7 +14,6 @@ ratio of at most 1.05.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import platform
 import statistics
 import time

@@ -17,7 +17,6 @@ from makemore.checkpoint import load_checkpoint
 from makemore.cli import main
 from makemore.config import DataConfig, TrainConfig
 from makemore.corpora import builtin_names
-from makemore.data import build_splits
 from makemore.models import create_model, model_config
 from makemore.run import eval_run, load_run, sample_run, train_run
 

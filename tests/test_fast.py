@@ -3,7 +3,6 @@ optimizers, presets, and (with a GPU) the CUDA-graph step."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import pytest

@@ -26,7 +26,6 @@ from torch import nn
 from ..callbacks import Progress
 from ..config import DataConfig, TrainConfig
 from ..data import Dataset, load_dataset
-from ..errors import MakemoreError
 from ..train import Trainer
 
 # The lectures' batches are 32 single (context, next character) examples; ours are whole items.
@@ -185,21 +184,13 @@ class Lab:
         with `diverged=True`; that is a result of the experiment, not an error.
         """
         from ..diagnostics import run_checks
-        from ..diagnostics.doctor import MonitorCallback
+        from ..diagnostics.doctor import MonitorCallback, fit_monitored
 
         steps = cfg.steps or 1
         cb = MonitorCallback(every=max(1, steps // (4 if self.quick else 40)), stop_on_nonfinite=True)
         callbacks: list[Any] = [cb] + ([Progress(self.stream)] if progress else [])
         trainer = Trainer(model.to(self.device), self.dataset.to(self.device), cfg, self.device, callbacks)
-        diverged = False
-        try:
-            trainer.fit()
-        except MakemoreError:
-            if cb.monitor is None or all(math.isfinite(x) for x in cb.monitor.flush().losses):
-                raise
-            diverged = True
-        records = cb.finish()
-        diverged = diverged or any(not math.isfinite(x) for x in records.losses)
+        records, diverged = fit_monitored(trainer, cb)
         if progress and self.stream.isatty():
             self.stream.write("\n")
         return Trained(model, trainer, records, run_checks(records), diverged)
@@ -329,7 +320,7 @@ code,pre{background:#f4f4f4;padding:.1rem .3rem;border-radius:3px}pre{padding:.5
 
 def write_page(path: Path, title: str, command: str, outcome: Outcome, images: Sequence[Path]) -> Path:
     """One self-contained HTML page (images embedded as data URIs): intro, recipe, tables, pictures."""
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>",
+    parts = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
              "<meta name=viewport content='width=device-width,initial-scale=1'>",
              f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
