@@ -42,14 +42,14 @@ def _ids(n: int, seed: int) -> torch.Tensor:
     return torch.randint(0, V, (n, T), generator=torch.Generator().manual_seed(seed))
 
 
-def _bn_inputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What each BatchNorm receives when the whole of `x` runs through the eval-mode model at once."""
+def _bn_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """What each BatchNorm receives when the whole of `x` (with targets `y`) runs through the eval-mode model at once."""
     seen: dict[str, torch.Tensor] = {}
     handles = [bn.register_forward_pre_hook(lambda m, inp, n=name: seen.__setitem__(n, inp[0].detach()))
                for name, bn in batchnorm_layers(model)]
     model.eval()
     with torch.no_grad():
-        model(x)
+        model(x, y)
     for h in handles:
         h.remove()
     return seen
@@ -231,7 +231,8 @@ def test_train_calibrates_and_records_it(bn_run: Path) -> None:
     assert load_checkpoint(bn_run / "best.pt").extra["calibration"] == cal
     # the saved statistics are the exact ones over the training split
     _, model, dataset = load_run(bn_run)
-    for lname, h in _bn_inputs(model.double(), dataset.splits["train"].x).items():
+    train = dataset.splits["train"]
+    for lname, h in _bn_inputs(model.double(), train.x, train.y).items():  # padding positions do not count
         torch.testing.assert_close(model.get_submodule(lname).running_mean, h.mean(0), rtol=0, atol=1e-5)
 
 

@@ -9,7 +9,8 @@ and notes that BatchNorm can be folded into the preceding linear layer at infere
   later BatchNorm's input depends on the (new) statistics of the earlier ones in eval mode: after
   calibration each BatchNorm's running statistics are exactly the mean and unbiased variance
   of what the eval-mode network feeds it on the training split. The rows are the ones the
-  BatchNorm normalized in training (for the MLP family every position of a (B, T) row).
+  BatchNorm normalized in training: given the targets, the MLP family runs its layers on the
+  positions that have one (`models.common.target_rows`), so padding does not count.
 * `fold_batchnorm`: in eval mode BatchNorm is an affine map per feature, so
   `bn(W x + b) = (s * W) x + s * (b - mean) + beta` with `s = gamma / sqrt(var + eps)`; the
   Linear takes the new weight and bias and the BatchNorm becomes `nn.Identity`.
@@ -60,8 +61,11 @@ def _execution_order(model: nn.Module, x: torch.Tensor) -> list[nn.BatchNorm1d]:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> int:
+def calibrate(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, y: torch.Tensor | None = None) -> int:
     """Set every BatchNorm's running statistics to the exact ones over inputs `x` (e.g. (n, T) ids).
+
+    `y`: the targets of `x`, passed to the model as in training (models that select the
+    positions with a target for BatchNorm see the same rows here).
 
     One pass over `x` per BatchNorm layer, each stopped as soon as that layer's input is
     seen; sums in float64 (Chan et al.'s pairwise merge of batch means and squared deviations).
@@ -94,7 +98,7 @@ def calibrate(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> int:
             try:
                 for i in range(0, x.size(0), batch_size):
                     try:
-                        model(x[i : i + batch_size])
+                        model(x[i : i + batch_size], None if y is None else y[i : i + batch_size])
                     except _Captured:
                         pass
             finally:
@@ -128,9 +132,9 @@ def calibrate_run(run_dir: str | Path, device: str | torch.device = "cpu", strea
         return evaluate_split(model, val)["nll"] if val.items else None
 
     before = val_loss()
-    n_layers = calibrate(model, dataset.splits["train"].x)
+    n_layers = calibrate(model, dataset.splits["train"].x, y=dataset.splits["train"].y)
     after = val_loss()
-    report = {"checkpoint": path.name, "layers": n_layers, "train_positions": int(dataset.splits["train"].x.numel()),
+    report = {"checkpoint": path.name, "layers": n_layers, "train_positions": dataset.splits["train"].n_chars,
               "val_loss_before": before, "val_loss_after": after}
     ckpt.model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt.extra = {**(ckpt.extra or {}), "calibration": report}

@@ -255,7 +255,8 @@ class Trained:
         """Exact BatchNorm running statistics over the training split (`makemore.batchnorm.calibrate`)."""
         from ..batchnorm import calibrate
 
-        return calibrate(self.model, self.trainer.dataset.splits["train"].x)
+        train = self.trainer.dataset.splits["train"]
+        return calibrate(self.model, train.x, y=train.y)
 
     def losses(self, splits: Sequence[str] = ("train", "val")) -> dict[str, float]:
         """Exact NLL per character over whole splits (nan after divergence)."""

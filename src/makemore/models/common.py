@@ -91,6 +91,25 @@ def hidden_block(n_in: int, n_out: int, cfg: ModelConfig) -> list[nn.Module]:
     return layers
 
 
+def target_rows(uses_batchnorm: bool, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """Flat indices of the (B*T) positions that have a target, or None to compute every position.
+
+    A batch of whole items padded to T positions is mostly padding on short items (about half on
+    names). BatchNorm's batch statistics should describe real characters, not padding, so a
+    position-wise model with BatchNorm, given targets, runs its layers on these rows only and
+    leaves the logits at padding positions 0 (the loss never reads them). Without BatchNorm every
+    row is computed: no data-dependent shapes, so the step can still be captured in a CUDA graph.
+    """
+    if targets is None or not uses_batchnorm:
+        return None
+    return (targets.reshape(-1) != IGNORE).nonzero().squeeze(1)  # (N_valid,)
+
+
+def scatter_rows(values: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """(N_valid, V) values placed at `rows` of an (n_rows, V) zero tensor (differentiable)."""
+    return values.new_zeros(n_rows, values.size(-1)).index_copy(0, rows, values)
+
+
 def context_windows(idx: torch.Tensor, context: int, pad: int = 0) -> torch.Tensor:
     """(B, T) ids -> (B, T, context) ids: the `context` characters ending at each position.
 

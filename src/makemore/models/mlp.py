@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import context_windows, hidden_block, init_output_, lm_loss
+from .common import context_windows, hidden_block, init_output_, lm_loss, scatter_rows, target_rows
 
 
 @register_model(
@@ -39,6 +39,10 @@ class MLP(nn.Module):
         windows = context_windows(idx, self.config.context)  # (B, T, context)
         emb = self.wte(windows)  # (B, T, context, n_embd), freshly allocated, contiguous
         x = emb.view(B * T, -1)  # (B*T, context*n_embd): the concatenation is a view, no copy
-        logits = self.lm_head(self.hidden(x)).view(B, T, -1)  # (B, T, V)
+        rows = target_rows(self.config.norm == "batch", targets)  # BatchNorm: statistics over real characters only
+        if rows is None:
+            logits = self.lm_head(self.hidden(x)).view(B, T, -1)  # (B, T, V)
+        else:
+            logits = scatter_rows(self.lm_head(self.hidden(x[rows])), rows, B * T).view(B, T, -1)
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import activation, context_windows, init_hidden_, init_output_, lm_loss, make_norm
+from .common import activation, context_windows, init_hidden_, init_output_, lm_loss, make_norm, scatter_rows, target_rows
 
 
 class FuseLevel(nn.Module):
@@ -59,7 +59,11 @@ class WaveNet(nn.Module):
         B, T = idx.shape
         windows = context_windows(idx, self.config.context)  # (B, T, context)
         emb = self.wte(windows).view(B * T, self.config.context, -1)  # (B*T, context, n_embd)
-        h = self.levels(emb)  # (B*T, 1, n_hidden)
-        logits = self.lm_head(h.view(B * T, -1)).view(B, T, -1)  # (B, T, V)
+        rows = target_rows(self.config.norm == "batch", targets)  # BatchNorm: statistics over real characters only
+        if rows is not None:
+            emb = emb[rows]  # (N_valid, context, n_embd)
+        h = self.levels(emb)  # (N, 1, n_hidden)
+        out = self.lm_head(h.view(h.size(0), -1))  # (N, V)
+        logits = (out if rows is None else scatter_rows(out, rows, B * T)).view(B, T, -1)  # (B, T, V)
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss
