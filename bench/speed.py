@@ -37,6 +37,29 @@ MODES = {  # mode -> (compile, cuda_graph)
 }
 
 
+# Karpathy's makemore at its defaults on names.txt (batch 32): the sizes its models have, and the
+# steps/s its own training loop reached on the 2-core CPU of this project's machines (median of 3
+# runs, quoted in issue 5). `--sizes makemore` builds our models at those sizes for a fair ratio.
+MAKEMORE_SIZES: dict[str, dict] = {
+    "transformer": dict(n_embd=64, n_layer=4, n_head=4),
+    "mlp": dict(context=None, n_embd=64, n_hidden=64, n_layer=1),   # context: the whole block
+    "rnn": dict(n_embd=64, n_hidden=64, n_layer=1),
+    "gru": dict(n_embd=64, n_hidden=64, n_layer=1),
+    "bow": dict(n_embd=64, n_hidden=64),
+    "bigram": dict(),
+}
+MAKEMORE_CPU_STEPS_PER_S = {"transformer": 37, "mlp": 94, "gru": 69, "rnn": 120, "bow": 144, "bigram": 239}
+
+
+def sizes_for(name: str, sizes: str, block_size: int) -> dict:
+    if sizes != "makemore" or name not in MAKEMORE_SIZES:
+        return {}
+    kw = dict(MAKEMORE_SIZES[name])
+    if "context" in kw:
+        kw["context"] = block_size
+    return kw
+
+
 def machine() -> str:
     lines = [f"python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}",
              f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"]
@@ -56,11 +79,12 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(name: str, batch: int, mode: str, device: torch.device, dataset, steps: int, repeats: int,
-            warmup: int, dtype: str) -> dict[str, float | str]:
+            warmup: int, dtype: str, sizes: str = "defaults") -> dict[str, float | str]:
     """Median steps/s of one (model, batch size, mode), with warm-up time and peak memory."""
     compile_, graph = MODES[mode]
     torch.manual_seed(0)
-    cfg = model_config(name, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
+    cfg = model_config(name, vocab_size=dataset.vocab.size, block_size=dataset.block_size,
+                       **sizes_for(name, sizes, dataset.block_size))
     model = create_model(cfg).to(device)
     tcfg = TrainConfig(steps=10**9, batch_size=batch, schedule="constant", device=device.type)
     trainer = Trainer(model, dataset, tcfg, device)
@@ -106,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(NAMES), help="file of lines (default ../shared/data/names.txt)")
     p.add_argument("--quick", action="store_true", help="transformer, gru, mlp; 20 steps x 3 runs; batch 32 only")
     p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--sizes", default="makemore", choices=["makemore", "defaults"],
+                   help="model sizes: Karpathy's makemore defaults (for the ratio to its figures) or ours")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -121,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     data = DataConfig(input=a.data if Path(a.data).is_file() else None)
     dataset = load_dataset(data).to(device)
     print(machine())
-    print(f"data: {dataset.source}, block size {dataset.block_size}; {a.repeats} runs of {a.steps} steps, median; dtype {a.dtype}\n")
+    print(f"data: {dataset.source}, block size {dataset.block_size}; {a.repeats} runs of {a.steps} steps, median; "
+          f"dtype {a.dtype}; model sizes: {a.sizes}\n")
     rows = []
     head = f"{'model':<12} {'mode':<14} {'batch':>6} {'steps/s':>9} {'(min-max)':>15} {'chars/s':>11} {'warm-up s':>9} {'peak MB':>8}"
     print(head, flush=True)
@@ -129,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             for batch in batches if mode in best_modes else batches[:1]:
                 try:
-                    r = measure(name, batch, mode, device, dataset, a.steps, a.repeats, a.warmup, a.dtype)
+                    r = measure(name, batch, mode, device, dataset, a.steps, a.repeats, a.warmup, a.dtype, a.sizes)
                 except Exception as e:  # noqa: BLE001 - one failing configuration should not end the table
                     r = {"model": name, "batch": batch, "mode": mode, "error": str(e).splitlines()[0][:80]}
                 rows.append(r)
@@ -139,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
                 spread = f"({r['min']:.0f}-{r['max']:.0f})"
                 print(f"{name:<12} {mode:<14} {batch:>6} {r['steps_per_s']:>9.1f} {spread:>15} {r['chars_per_s']:>11.3g} "
                       f"{r['warmup_s']:>9.1f} {r['peak_mb']:>8.0f}", flush=True)
+    if not cuda and a.sizes == "makemore":
+        print(f"\nbatch {batches[0]} vs Karpathy's makemore on this kind of CPU (its own loop, same sizes):")
+        for name in models:
+            ok = [r for r in rows if r["model"] == name and r["batch"] == batches[0] and "error" not in r]
+            if ok and name in MAKEMORE_CPU_STEPS_PER_S:
+                b = max(ok, key=lambda r: r["steps_per_s"])
+                base = MAKEMORE_CPU_STEPS_PER_S[name]
+                print(f"  {name:<12} {b['steps_per_s']:>7.1f} steps/s ({b['mode']}) vs {base}: {b['steps_per_s'] / base:.1f}x")
     print("\nbest characters/s per model:")
     for name in models:
         ok = [r for r in rows if r["model"] == name and "error" not in r]
