@@ -108,3 +108,12 @@ def test_builtin_corpus_is_lowercase_unique_names():
     assert all(s == s.lower() and s.isalpha() for s in items)
     ds = load_dataset(DataConfig())
     assert ds.vocab.size == 27 and ds.source == "builtin:names"
+
+
+def test_torch_tensor_infers_dtype_torch_Tensor_does_not():
+    """The encoded ids are built with `torch.tensor`, which infers int64 from Python ints;
+    `torch.Tensor` would have made float32 ids, which an embedding cannot index with."""
+    assert torch.tensor([1, 2]).dtype == torch.int64
+    assert torch.Tensor([1, 2]).dtype == torch.float32
+    split = encode_items(["ab"], Vocab.from_items(["ab"]), block_size=3)
+    assert split.x.dtype == split.y.dtype == torch.int64

@@ -107,6 +107,11 @@ def test_counts_probabilities_match_hand_computation():
     expected = (counts + 1) / (counts + 1).sum(1, keepdim=True)  # add-one smoothing by hand
     torch.testing.assert_close(probs, expected)
     assert abs(probs[2, 0].item() - 3 / 5) < 1e-7  # after 'b': '.' seen twice, (2+1)/(2+3)
+    # broadcasting: (V, V) / (V, 1) divides each row by its own sum; without keepdim the (V,) sums
+    # broadcast as a row and divide each column instead, the lectures' classic silent bug
+    smoothed = counts + 1
+    assert torch.allclose((smoothed / smoothed.sum(1, keepdim=True)).sum(1), torch.ones(3))
+    assert not torch.allclose((smoothed / smoothed.sum(1)).sum(1), torch.ones(3))
 
 
 def test_embedding_lookup_equals_one_hot_matmul():

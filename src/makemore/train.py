@@ -286,7 +286,11 @@ class Trainer:
         return s
 
     def _loss_value(self, loss: torch.Tensor) -> float:
-        """The step's loss on the host: with several ranks, the mean over the global batch."""
+        """The step's loss on the host: with several ranks, the mean over the global batch.
+
+        `.item()` turns a one-element tensor into a Python number (not differentiable) and waits
+        for the device to finish, which is why the loop calls it only at logging steps.
+        """
         if self.world_size > 1:
             return all_sum(loss.detach() / self.world_size)
         return loss.item()

@@ -46,6 +46,7 @@ class BigramCounts(nn.Module):
 
     def log_probs(self) -> torch.Tensor:
         smoothed = self.counts + self.config.smoothing  # (V, V)
+        # (V, V) / (V, 1) broadcasts each row's sum across that row; keepdim=True matters
         return (smoothed / smoothed.sum(1, keepdim=True)).log()
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

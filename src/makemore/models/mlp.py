@@ -38,7 +38,9 @@ class MLP(nn.Module):
         B, T = idx.shape
         windows = context_windows(idx, self.config.context)  # (B, T, context)
         emb = self.wte(windows)  # (B, T, context, n_embd), freshly allocated, contiguous
-        x = emb.view(B * T, -1)  # (B*T, context*n_embd): the concatenation is a view, no copy
+        # (B*T, context*n_embd): the concatenation is a view of the same storage, no copy
+        # (on views and strides: http://blog.ezyang.com/2019/05/pytorch-internals/)
+        x = emb.view(B * T, -1)
         rows = target_rows(self.config.norm == "batch", targets)  # BatchNorm: statistics over real characters only
         if rows is None:
             logits = self.lm_head(self.hidden(x)).view(B, T, -1)  # (B, T, V)
