@@ -101,7 +101,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default=TrainConfig.optimizer, help="optimizer")
     g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: the model's, see `makemore models`, else {TrainConfig.lr})")
     g.add_argument("--momentum", type=float, default=TrainConfig.momentum, help="momentum (sgd, rmsprop)")
-    g.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay, help="weight decay / L2 on matrices")
+    g.add_argument("--weight-decay", type=float, default=None,
+                   help=f"weight decay / L2 on matrices (default: the model's, else {TrainConfig.weight_decay})")
     g.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip, help="max gradient norm (0 disables)")
     g.add_argument("--schedule", choices=["constant", "step", "cosine"], default=TrainConfig.schedule, help="learning-rate schedule")
     g.add_argument("--warmup", type=int, default=None, help=f"warm-up steps, cosine (default: the model's, else {TrainConfig.warmup})")
@@ -139,7 +140,7 @@ def train_config_from_args(a: argparse.Namespace, default_steps: int | None = Tr
 
     return TrainConfig(
         steps=steps, time=a.time, batch_size=pick("batch_size"), optimizer=a.optimizer, lr=pick("lr"), momentum=a.momentum,
-        weight_decay=a.weight_decay, grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=pick("warmup"),
+        weight_decay=pick("weight_decay"), grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=pick("warmup"),
         min_lr=a.min_lr, lr_drops=a.lr_drops, lr_drop_factor=a.lr_drop_factor, eval_interval=a.eval_interval,
         log_interval=a.log_interval, seed=a.seed, device=a.device,
     )
