@@ -59,7 +59,7 @@ class RNN(Recurrent):
     kind = "rnn"
 
 
-@register_model("gru", "gated recurrent unit (nn.GRU)", train={"lr": 1e-2}, n_embd=64, n_hidden=128, n_layer=1)
+@register_model("gru", "gated recurrent unit (nn.GRU)", train={"lr": 1e-2, "weight_decay": 0.1}, n_embd=64, n_hidden=128, n_layer=1)
 class GRU(Recurrent):
     kind = "gru"
 
