@@ -130,9 +130,15 @@ def data_config_from_args(a: argparse.Namespace) -> DataConfig:
 
 
 def train_config_from_args(a: argparse.Namespace, default_steps: int | None = TrainConfig.steps) -> TrainConfig:
-    """TrainConfig from the options; unset lr/batch size/warm-up come from the model's registry entry."""
+    """TrainConfig from the options; unset lr/batch size/warm-up/weight decay come from the model's registry entry.
+
+    A family's learning rate and weight decay are tuned for AdamW (decoupled decay); with SGD or
+    RMSProp, where weight decay is an L2 term in the gradient, they fall back to TrainConfig's.
+    """
     steps = a.steps if (a.steps is not None or a.time is not None) else default_steps
-    family = get_spec(a.model).train if getattr(a, "model", None) else {}
+    family = dict(get_spec(a.model).train) if getattr(a, "model", None) else {}
+    if a.optimizer != "adamw":
+        family = {k: v for k, v in family.items() if k not in ("lr", "weight_decay")}
 
     def pick(name: str) -> object:
         given = getattr(a, name)
