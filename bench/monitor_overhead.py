@@ -5,7 +5,7 @@
 
 Each run trains a fresh model with the same seed through `Trainer` (the loop `makemore train`
 uses), with no callbacks or with the `MonitorCallback` that `makemore train --monitor` adds
-(the default interval, 100 steps, so step 0, every 100th step and the last step are recorded
+(the default interval, 250 steps, so step 0, every 250th step and the last step are recorded
 fully). Evaluation is pushed past the end so only training is timed. Runs alternate between
 the two setups; the table gives the median seconds of each and their ratio. The target is a
 ratio of at most 1.05.

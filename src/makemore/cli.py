@@ -166,7 +166,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
     g.add_argument("--samples", type=int, default=10, help="items to sample at the end")
     g.add_argument("--monitor", action="store_true", help="record training health; writes report.html into the run directory")
-    g.add_argument("--monitor-every", type=_at_least_one, default=100, help="steps between full recordings of --monitor")
+    g.add_argument("--monitor-every", type=_at_least_one, default=250, help="steps between full recordings of --monitor")
     add_speed_options(p)
 
 

@@ -19,7 +19,7 @@ import torch
 from ..config import DataConfig, ModelConfig, TrainConfig, to_dict
 from ..errors import MakemoreError
 from .checks import Finding, run_checks
-from .monitor import Monitor
+from .monitor import DEFAULT_EVERY, Monitor
 from .records import Records
 
 RECORDS_FILE = "diagnostics.json"
@@ -37,7 +37,7 @@ class MonitorCallback:
         meta: extra entries for the records' meta (the configs), shown in the report.
     """
 
-    def __init__(self, every: int = 100, window: int = 5, out_dir: str | Path | None = None,
+    def __init__(self, every: int = DEFAULT_EVERY, window: int = 5, out_dir: str | Path | None = None,
                  stop_on_nonfinite: bool = False, meta: dict[str, Any] | None = None) -> None:
         self.every, self.window = every, window
         self.out_dir = Path(out_dir) if out_dir is not None else None

@@ -3,7 +3,7 @@
     mon = Monitor(model, optimizer)          # or: with Monitor(model, optimizer) as mon:
     for step in range(n):
         loss = ...; optimizer.zero_grad(); loss.backward(); optimizer.step()
-        mon.step(loss)                       # cheap; a full recording every `every` steps
+        mon.step(loss)                       # cheap; a full recording every `every` (250) steps
     mon.findings(); mon.save_report("report.html")
 
 What it measures on a recording step (the quantities of Karpathy's makemore part 3 lecture):
@@ -73,6 +73,10 @@ def module_role(m: nn.Module) -> tuple[str, tuple[float, float]]:
     return "other", (0.0, 1.0)
 
 
+# steps between full recordings: at 100 the transformer trained 9.5% slower on the CPU, at 250 0.1%
+# (bench/monitor_overhead.py); the lectures' plots need a few dozen recordings over a run
+DEFAULT_EVERY = 250
+
 class _Transfer:
     """Device tensors waiting for the recording step's single device-to-host copy."""
 
@@ -118,7 +122,7 @@ class Monitor:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer | None = None,
-        every: int = 100,
+        every: int = DEFAULT_EVERY,
         window: int = 5,
         n_classes: int | None = None,
         bins: int = 40,
