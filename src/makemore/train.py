@@ -165,8 +165,8 @@ class Trainer:
         self.step_fn: Callable[[], torch.Tensor] | None = None
         # On the CPU, columns after the batch's longest item hold only padding: dropping them
         # changes no loss or gradient of a causal model (nothing before a position sees it)
-        # and saves a third of the work at batch 32. Not with batch statistics (BatchNorm
-        # averages over padded rows too) or a hand-written backward, and not on GPUs, where
+        # and saves a third of the work at batch 32. Not for models with BatchNorm (mlp-manual
+        # normalizes over every position, padding included) or a hand-written backward, and not on GPUs, where
         # reading the length back would be a host sync and change shapes every step.
         self.trim_padding = device.type == "cpu" and not hasattr(model, "manual_backward") and not any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
