@@ -54,6 +54,10 @@ def test_eval_on_file_with_unknown_characters(capsys, names_file, tmp_path):
     code, stdout, _ = run(capsys, "eval", str(out), "--file", str(other), "--skip-unknown", "--json")
     result = json.loads(stdout)
     assert code == 0 and result["skipped"]["items"] == 1 and result["file"]["n_items"] == 2
+    longer = tmp_path / "longer.txt"
+    longer.write_text("anna\n" + "a" * 40 + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "eval", str(out), "--file", str(longer))
+    assert code == 2 and "40 characters" in err and "--max-len" not in err
 
 
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:

@@ -239,7 +239,11 @@ def eval_run(
         model = fold_for_inference(model, ckpt.model_config.block_size, stream or sys.stderr)
     if file is None:
         return {name: evaluate_split(model, s) for name, s in dataset.splits.items() if s.items}
-    items = read_items(file, max_len=ckpt.model_config.block_size - 1)
+    longest = ckpt.model_config.block_size - 1
+    items = read_items(file, max_len=10**6)
+    too_long = next((s for s in items if len(s) > longest), None)
+    if too_long is not None:
+        raise MakemoreError(f"{file} has an item of {len(too_long)} characters; this model scores items of at most {longest}")
     unknown = ckpt.vocab.unknown(items)
     skipped = 0
     if unknown:
