@@ -118,12 +118,19 @@ def calibrate_run(run_dir: str | Path, device: str | torch.device = "cpu", strea
     Reports the validation loss before and after (None when the model has no BatchNorm).
     The checkpoint is rewritten atomically, with the figures in its `extra["calibration"]`.
     """
-    from .checkpoint import RunDir, save_checkpoint
-    from .evaluate import evaluate_split
+    from .checkpoint import RunDir
     from .run import load_run
 
-    path = RunDir(run_dir).checkpoint_for_inference()
     ckpt, model, dataset = load_run(run_dir, device)
+    return calibrate_loaded(RunDir(run_dir).checkpoint_for_inference(), ckpt, model, dataset, stream)
+
+
+def calibrate_loaded(path: Path, ckpt: Any, model: nn.Module, dataset: Any, stream: IO[str] | None = None) -> dict[str, Any] | None:
+    """`calibrate_run` on a run already loaded (`run.load_run`): `model` is calibrated in place and
+    saved back to `path`. None when the model has no BatchNorm."""
+    from .checkpoint import save_checkpoint
+    from .evaluate import evaluate_split
+
     if not has_batchnorm(model):
         return None
     val = dataset.splits["val"]
@@ -273,6 +280,6 @@ def coupling(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, x_changed: torc
 
 
 __all__ = [
-    "batchnorm_layers", "has_batchnorm", "calibrate", "calibrate_run", "format_calibration",
+    "batchnorm_layers", "has_batchnorm", "calibrate", "calibrate_run", "calibrate_loaded", "format_calibration",
     "fold_batchnorm", "folded_copy", "fold_for_inference", "coupling",
 ]

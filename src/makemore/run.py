@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import torch
 
-from .batchnorm import calibrate_run, fold_for_inference
+from .batchnorm import calibrate_loaded, fold_for_inference
 from .callbacks import Checkpointer, MetricsLogger, Progress, StepZeroReport, TensorBoardLogger, require_tensorboard
 from .checkpoint import Checkpoint, RunDir, atomic_write_json, load_checkpoint, load_model, save_checkpoint
 from .config import DataConfig, ModelConfig, TrainConfig, to_dict
@@ -190,8 +190,8 @@ def _train_in_dir(
 
 def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: int, state: TrainState) -> RunResult:
     """Calibrate BatchNorm (if any), exact figures of the best checkpoint on every split, a few samples, then summary.json."""
-    calibration = calibrate_run(run.path, device, stream)  # None unless the model has BatchNorm
     ckpt, model, dataset = load_run(run.path, device)
+    calibration = calibrate_loaded(run.checkpoint_for_inference(), ckpt, model, dataset, stream)  # None without BatchNorm
     metrics = {name: evaluate_split(model, split) for name, split in dataset.splits.items() if split.items}
     samples = generate(model, dataset.vocab, ckpt.model_config.block_size, n_samples, seed=0, device=device) if n_samples else []
     summary = {
