@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,11 +28,27 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _train(out: Path, data: Path, steps: int, nproc: int) -> subprocess.CompletedProcess[str]:
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    cmd = (launcher if nproc > 1 else [sys.executable]) + ["-m", "makemore", "train", str(data), *ARGS,
-                                                            "--steps", str(steps), "--eval-interval", "6", "--out", str(out)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=240)
+def _command(out: Path, data: Path, steps: int, launcher: list[str], extra: tuple[str, ...] = ()) -> list[str]:
+    return [sys.executable, *launcher, "-m", "makemore", "train", str(data), *ARGS, *extra,
+            "--steps", str(steps), "--eval-interval", "6", "--out", str(out)]
+
+
+def _train(out: Path, data: Path, steps: int, nproc: int, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    return subprocess.run(_command(out, data, steps, launcher, extra), capture_output=True, text=True, env=_env(), timeout=240)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The names file and a single-process run on it: the reference for every multi-process run."""
+    from makemore.corpora import builtin_names
+
+    tmp = tmp_path_factory.mktemp("one")
+    data = tmp / "names.txt"
+    data.write_text("\n".join(builtin_names()[:300]) + "\n", encoding="utf-8")
+    one = _train(tmp / "run", data, 12, 1)
+    assert one.returncode == 0, one.stderr
+    return data, tmp / "run"
 
 
 def _records(run: Path, kind: str) -> list[dict[str, float]]:
@@ -39,21 +56,62 @@ def _records(run: Path, kind: str) -> list[dict[str, float]]:
     return [r for r in rows if r["kind"] == kind]
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(names_file: Path, tmp_path: Path) -> None:
-    one = _train(tmp_path / "one", names_file, 12, 1)
-    assert one.returncode == 0, one.stderr
-    two = _train(tmp_path / "two", names_file, 12, 2)
-    assert two.returncode == 0, two.stderr
-    assert "data parallel: 2 processes (gloo), 4 items each per step" in two.stderr
-    a, b = _records(tmp_path / "one", "train"), _records(tmp_path / "two", "train")
+def _same_curves(one: Path, two: Path, tol: float) -> None:
+    a, b = _records(one, "train"), _records(two, "train")
     assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 13))
     for ra, rb in zip(a, b):
-        assert abs(ra["loss"] - rb["loss"]) < 1e-5, (ra, rb)
-    va, vb = _records(tmp_path / "one", "eval"), _records(tmp_path / "two", "eval")
+        assert abs(ra["loss"] - rb["loss"]) < tol, (ra, rb)
+    va, vb = _records(one, "eval"), _records(two, "eval")
     assert len(va) == len(vb) == 2  # rank 0 alone evaluated and logged
     for ra, rb in zip(va, vb):
-        assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5
-    assert (tmp_path / "two" / "best.pt").is_file() and (tmp_path / "two" / "summary.json").is_file()
+        assert abs(ra["val_loss"] - rb["val_loss"]) < tol
+    assert (two / "best.pt").is_file() and (two / "summary.json").is_file()
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    data, one = one_process
+    two = _train(tmp_path / "two", data, 12, 2)
+    assert two.returncode == 0, two.stderr
+    assert "data parallel: 2 processes (gloo), 4 items each per step" in two.stderr
+    _same_curves(one, tmp_path / "two", 1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_machines_with_the_readme_rendezvous_match_one_process(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    # the README's several-machines command line, each "machine" a launcher of its own on this
+    # host, meeting through torchrun's c10d rendezvous on a TCP port
+    data, one = one_process
+    port = _free_port()
+    procs = []
+    for node in range(2):
+        launcher = ["-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node}", "--nproc_per_node=1",
+                    "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=makemore-test"]
+        procs.append(subprocess.Popen(_command(tmp_path / "two", data, 12, launcher), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, env=_env()))
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=240)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert sum("data parallel: 2 processes (gloo), 4 items each per step" in o for o in outputs) == 1  # rank 0 only
+    _same_curves(one, tmp_path / "two", 1e-5)
+
+
+def test_compiled_data_parallel_matches_one_eager_process(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    data, one = one_process
+    two = _train(tmp_path / "two", data, 12, 2, ("--compile",))
+    assert two.returncode == 0, two.stderr
+    assert "torch.compile failed" not in two.stderr
+    _same_curves(one, tmp_path / "two", 1e-4)  # compiled kernels round differently
 
 
 def _children(pid: int) -> list[int]:

@@ -4,6 +4,7 @@ optimizers, presets, and (with a GPU) the CUDA-graph step."""
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import pytest
 import torch
@@ -179,3 +180,17 @@ def test_graph_captured_step_follows_the_eager_step(tiny_file, name: str) -> Non
     assert abs(la - lb) < 1e-3
     for x, y in zip(pa, pb):
         assert torch.allclose(x, y, atol=2e-3)
+
+
+@cuda
+def test_the_monitor_keeps_steps_eager_on_cuda(tiny_file) -> None:
+    from makemore.diagnostics.doctor import MonitorCallback
+
+    ds = load_dataset(DataConfig(input=str(tiny_file))).to(torch.device("cuda"))
+    m = create_model(model_config("mlp", vocab_size=ds.vocab.size, block_size=ds.block_size)).cuda()
+    t = Trainer(m, ds, TrainConfig(steps=5, batch_size=8, device="cuda"), torch.device("cuda"), [MonitorCallback(every=2)])
+    with pytest.raises(MakemoreError, match="--cuda-graph on: the training-health monitor"):
+        accelerate(t, SpeedOptions(cuda_graph="on"))
+    out = io.StringIO()
+    accelerate(t, SpeedOptions(cuda_graph="auto"), stream=out)
+    assert t.step_fn is None and "no CUDA graph: the training-health monitor" in out.getvalue()

@@ -203,6 +203,8 @@ def _graph_blocker(trainer: Trainer) -> str | None:
         return "this model has a hand-written backward"
     if trainer.cfg.optimizer != "adamw":
         return "capture uses AdamW's capturable update; choose --optimizer adamw"
+    if any(getattr(cb, "needs_eager_steps", False) for cb in trainer.callbacks):
+        return "the training-health monitor reads steps through hooks, which a replayed graph does not call"
     return None
 
 
@@ -226,6 +228,8 @@ def accelerate(trainer: Trainer, opts: SpeedOptions, stream: IO[str] = sys.stder
     blocker = _graph_blocker(trainer)
     if opts.cuda_graph == "on" and blocker:
         raise MakemoreError(f"--cuda-graph on: {blocker}")
+    if opts.cuda_graph == "auto" and cuda and blocker:
+        _note(stream, f"no CUDA graph: {blocker}")
     if opts.cuda_graph != "off" and blocker is None:
         try:
             trainer.step_fn = GraphedStep(trainer, opts.dtype)

@@ -172,6 +172,12 @@ class Monitor:
         if self._is_recording(self.step_index):
             self._arm()
 
+    @property
+    def armed(self) -> bool:
+        """Hooks are in place for the next step: its forward and backward must run eagerly (a
+        compiled module or a replayed CUDA graph does not call hooks registered afterwards)."""
+        return self._armed
+
     def record_next(self) -> None:
         """Record the next step fully even if it is not on the interval (e.g. the last step)."""
         self._forced.add(self.step_index)
