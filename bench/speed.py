@@ -5,7 +5,9 @@ Each figure is the median of --repeats timed runs of --steps training steps, aft
 steps (which include any compilation, reported separately). Characters/s counts every
 position of every item in a batch (batch x block size), as makemore's figures do; on the CPU
 the Trainer skips the padding columns after a batch's longest item, which is part of why it
-is fast. Prints the machine and the versions first.
+is fast. Peak memory: on CUDA the most memory PyTorch allocated during the row; on the CPU the
+peak resident set of a fresh process that measured that row alone (the interpreter and PyTorch,
+about 300 MB, included). Prints the machine and the versions first.
 
     python bench/speed.py                          # every model, this machine's device
     python bench/speed.py --quick                  # a smoke run: 3 models, few steps
@@ -19,9 +21,11 @@ import json
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -78,13 +82,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def model_options(text: str) -> dict[str, Any]:
+    """`key=value,key=value` -> {key: value} with numbers as numbers (bench/speed.py --set)."""
+    out: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        try:
+            out[key.strip()] = int(value)
+        except ValueError:
+            try:
+                out[key.strip()] = float(value)
+            except ValueError:
+                out[key.strip()] = value.strip()
+    return out
+
+
 def measure(name: str, batch: int, mode: str, device: torch.device, dataset, steps: int, repeats: int,
-            warmup: int, dtype: str, sizes: str = "defaults") -> dict[str, float | str]:
+            warmup: int, dtype: str, sizes: str = "defaults", options: str = "") -> dict[str, float | str]:
     """Median steps/s of one (model, batch size, mode), with warm-up time and peak memory."""
     compile_, graph = MODES[mode]
     torch.manual_seed(0)
     cfg = model_config(name, vocab_size=dataset.vocab.size, block_size=dataset.block_size,
-                       **sizes_for(name, sizes, dataset.block_size))
+                       **(sizes_for(name, sizes, dataset.block_size) | model_options(options)))
     model = create_model(cfg).to(device)
     tcfg = TrainConfig(steps=10**9, batch_size=batch, schedule="constant", device=device.type)
     trainer = Trainer(model, dataset, tcfg, device)
@@ -115,6 +134,27 @@ def measure(name: str, batch: int, mode: str, device: torch.device, dataset, ste
             "warmup_s": warm, "peak_mb": mem, "min": min(rates), "max": max(rates)}
 
 
+def measure_fresh(name: str, batch: int, mode: str, a: argparse.Namespace) -> dict[str, float | str]:
+    """`measure` in a fresh process (CPU): its peak resident memory belongs to this one row
+    (the interpreter and PyTorch included), not to every row measured before it."""
+    row = {"name": name, "batch": batch, "mode": mode, "steps": a.steps, "repeats": a.repeats, "warmup": a.warmup,
+           "dtype": a.dtype, "sizes": a.sizes, "data": a.data, "threads": a.threads, "set": a.set}
+    proc = subprocess.run([sys.executable, __file__, "--_row", json.dumps(row)], capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError((proc.stderr.strip().splitlines() or ["the measuring process failed"])[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _row_main(spec: str) -> int:
+    r = json.loads(spec)
+    if r["threads"]:
+        torch.set_num_threads(r["threads"])
+    dataset = load_dataset(DataConfig(input=r["data"] if Path(r["data"]).is_file() else None))
+    print(json.dumps(measure(r["name"], r["batch"], r["mode"], torch.device("cpu"), dataset, r["steps"], r["repeats"],
+                             r["warmup"], r["dtype"], r["sizes"], r["set"])))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto")
@@ -132,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--sizes", default="makemore", choices=["makemore", "defaults"],
                    help="model sizes: Karpathy's makemore defaults (for the ratio to its figures) or ours")
+    p.add_argument("--set", default="", help="model options for every model, e.g. attention=manual,n_embd=128")
+    p.add_argument("--_row", default=None, help=argparse.SUPPRESS)  # one measurement, in a child process
     a = p.parse_args(argv)
+    if a._row:
+        return _row_main(a._row)
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else ("cpu" if a.device == "auto" else a.device))
@@ -148,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(data).to(device)
     print(machine())
     print(f"data: {dataset.source}, block size {dataset.block_size}; {a.repeats} runs of {a.steps} steps, median; "
-          f"dtype {a.dtype}; model sizes: {a.sizes}\n")
+          f"dtype {a.dtype}; model sizes: {a.sizes}{'; ' + a.set if a.set else ''}\n")
     rows = []
     head = f"{'model':<12} {'mode':<14} {'batch':>6} {'steps/s':>9} {'(min-max)':>15} {'chars/s':>11} {'warm-up s':>9} {'peak MB':>8}"
     print(head, flush=True)
@@ -156,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             for batch in batches if mode in best_modes else batches[:1]:
                 try:
-                    r = measure(name, batch, mode, device, dataset, a.steps, a.repeats, a.warmup, a.dtype, a.sizes)
+                    r = (measure(name, batch, mode, device, dataset, a.steps, a.repeats, a.warmup, a.dtype, a.sizes, a.set)
+                         if cuda else measure_fresh(name, batch, mode, a))
                 except Exception as e:  # noqa: BLE001 - one failing configuration should not end the table
                     r = {"model": name, "batch": batch, "mode": mode, "error": str(e).splitlines()[0][:80]}
                 rows.append(r)

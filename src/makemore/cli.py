@@ -80,6 +80,8 @@ def add_model_options(p: argparse.ArgumentParser, default_model: str = "transfor
     g.add_argument("--n-layer", type=int, default=None, help="number of hidden layers / blocks")
     g.add_argument("--n-head", type=int, default=None, help="attention heads (transformer)")
     g.add_argument("--context", type=int, default=None, help="characters of context (mlp, wavenet)")
+    g.add_argument("--attention", choices=["sdpa", "manual"], default=None,
+                   help="transformer attention: the fused SDPA kernel (default) or written out")
     g.add_argument("--norm", choices=["batch", "layer", "group", "none"], default=None, help="normalization (MLP family)")
     g.add_argument("--activation", choices=["tanh", "relu", "gelu"], default=None, help="hidden nonlinearity")
     g.add_argument("--dropout", type=float, default=None, help="dropout probability")
@@ -119,7 +121,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
     return model_config(
         a.model, n_embd=a.n_embd, n_hidden=a.n_hidden, n_layer=a.n_layer, n_head=a.n_head, context=a.context,
-        norm=a.norm, activation=a.activation, dropout=a.dropout, loss=a.loss, smoothing=a.smoothing,
+        attention=a.attention, norm=a.norm, activation=a.activation, dropout=a.dropout, loss=a.loss, smoothing=a.smoothing,
         init_gain=a.init_gain, init_output_scale=a.init_output_scale, bias_init=a.bias_init, hidden_bias=a.hidden_bias,
         bn_momentum=a.bn_momentum,
     )

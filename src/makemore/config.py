@@ -33,6 +33,7 @@ class ModelConfig:
     n_hidden: int = 64                # hidden width (MLP hidden layer, RNN state, ...)
     n_layer: int = 4                  # number of hidden layers / blocks
     n_head: int = 4                   # attention heads (transformer)
+    attention: str = "sdpa"           # sdpa (fused kernel) | manual (softmax(QK^T/sqrt(d)) V written out)
     context: int = 3                  # characters of context (mlp, wavenet, bow)
     norm: str = "none"                # batch | layer | group | none (MLP family)
     activation: str = "tanh"          # tanh | relu | gelu

@@ -8,7 +8,9 @@ it can without changing the Trainer's loop or its callbacks:
   AOTAutograd compiles the backward too). Compiled code is cached on disk
   (TORCHINDUCTOR_CACHE_DIR, default ~/.cache/makemore/inductor), so a second run with the
   same model and shapes does not pay the compilation again. Where compilation fails the
-  run goes on without it after one line saying so.
+  run goes on without it after one line saying so. Hooks do not run inside compiled code: the
+  training-health monitor sends its recording steps through the eager module it wraps
+  (`_CompiledOrEager.eager`), and a callback with `needs_eager_steps` rules out the CUDA graph.
 - `dtype="bf16"`: the forward pass under `torch.autocast` with bfloat16 (CUDA); TF32 matrix
   products are switched on for float32 work on CUDA.
 - `cuda_graph`: the whole step (gather the batch, forward, backward, gradient clipping, the

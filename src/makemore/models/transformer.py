@@ -1,7 +1,9 @@
 """GPT-style decoder-only Transformer (Vaswani et al. 2017; Radford et al. 2019), pre-LayerNorm.
 
 Attention runs through `F.scaled_dot_product_attention` with a causal mask, which picks a
-fused kernel where one exists.
+fused kernel where one exists; `attention="manual"` writes it out instead (the scores, the
+causal mask, the softmax and the weighted sum as separate operations, as in Karpathy's
+makemore), which is equal to float rounding and can be quicker for very short blocks.
 """
 
 from __future__ import annotations
@@ -23,16 +25,28 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         if cfg.n_embd % cfg.n_head:
             raise ValueError(f"n_embd {cfg.n_embd} is not divisible by n_head {cfg.n_head}")
+        if cfg.attention not in ("sdpa", "manual"):
+            raise ValueError(f"unknown attention {cfg.attention!r}; choose sdpa or manual")
         self.n_head = cfg.n_head
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.dropout = cfg.dropout
+        self.manual = cfg.attention == "manual"
+        if self.manual:  # True where a position may look: itself and the positions before it
+            causal = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
+            self.register_buffer("causal", causal, persistent=False)  # (block, block)
+            self.attn_drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        if self.manual:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, T)
+            att = att.masked_fill(~self.causal[:T, :T], float("-inf")).softmax(dim=-1)
+            y = self.attn_drop(att) @ v  # (B, nh, T, hs)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.c_proj(y)
 
