@@ -91,18 +91,25 @@ def hidden_block(n_in: int, n_out: int, cfg: ModelConfig) -> list[nn.Module]:
     return layers
 
 
-def target_rows(uses_batchnorm: bool, targets: torch.Tensor | None) -> torch.Tensor | None:
+def target_rows(needed: bool, targets: torch.Tensor | None) -> torch.Tensor | None:
     """Flat indices of the (B*T) positions that have a target, or None to compute every position.
 
     A batch of whole items padded to T positions is mostly padding on short items (about half on
-    names). BatchNorm's batch statistics should describe real characters, not padding, so a
-    position-wise model with BatchNorm, given targets, runs its layers on these rows only and
-    leaves the logits at padding positions 0 (the loss never reads them). Without BatchNorm every
-    row is computed: no data-dependent shapes, so the step can still be captured in a CUDA graph.
+    names). Given targets, a position-wise model runs its layers on these rows only and leaves
+    the logits at padding positions 0 (the loss never reads them) when `needed`: with BatchNorm,
+    whose batch statistics should describe real characters, not padding, and on the CPU
+    (`rows_only_here`), where it saves the work on padding. Elsewhere every row is computed: no
+    data-dependent shapes, so the step can be captured in a CUDA graph and never waits for the GPU.
     """
-    if targets is None or not uses_batchnorm:
+    if targets is None or not needed:
         return None
     return (targets.reshape(-1) != IGNORE).nonzero().squeeze(1)  # (N_valid,)
+
+
+def rows_only_here(idx: torch.Tensor) -> bool:
+    """Whether computing the rows with a target only pays on `idx`'s device: on the CPU, eagerly
+    (the row count is known at once there; under torch.compile it would split the graph)."""
+    return idx.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def scatter_rows(values: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
