@@ -21,7 +21,7 @@ from makemore.config import DataConfig, TrainConfig
 from makemore.errors import MakemoreError
 from makemore.models import model_config
 from makemore.run import train_run
-from makemore.train import lr_at, make_optimizer
+from makemore.train import clip_grads_, lr_at, make_optimizer
 
 
 def test_lr_schedules():
@@ -115,3 +115,21 @@ def test_metrics_and_best_checkpoint(names_file, tmp_path):
     # the bigram starts from a uniform softmax: its step-0 loss is exactly ln(vocab size)
     m = re.search(r"step-0 loss ([\d.]+), ln\(vocab size (\d+)\) = ([\d.]+)", stream.getvalue())
     assert m and m.group(1) == m.group(3) == f"{math.log(int(m.group(2))):.4f}"
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])  # below, near and far above the limit
+def test_clip_grads_matches_pytorch_clip_grad_norm(scale):
+    g = torch.Generator().manual_seed(0)
+    shapes = [(27, 64), (64,), (64, 192), (192,), (1,)]
+    ours = [torch.nn.Parameter(torch.zeros(s, dtype=torch.float64)) for s in shapes]
+    ref = [torch.nn.Parameter(torch.zeros(s, dtype=torch.float64)) for s in shapes]
+    for a, b in zip(ours, ref):
+        a.grad = torch.randn(a.shape, generator=g, dtype=torch.float64) * scale
+        b.grad = a.grad.clone()
+    unused = torch.nn.Parameter(torch.zeros(3))  # no gradient: left alone, as PyTorch does
+    n_ours = clip_grads_([*ours, unused], 0.5)
+    n_ref = torch.nn.utils.clip_grad_norm_(ref, 0.5)
+    torch.testing.assert_close(n_ours, n_ref, rtol=1e-15, atol=0)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-15, atol=0)
+    assert unused.grad is None

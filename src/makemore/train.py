@@ -76,6 +76,23 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool | None = None
     raise MakemoreError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or rmsprop")
 
 
+@torch.no_grad()
+def clip_grads_(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """`nn.utils.clip_grad_norm_` for parameters on one device: scale the gradients so that their
+    global 2-norm is at most `max_norm`; returns the norm before clipping (a device tensor).
+
+    The same arithmetic as PyTorch's (norm of the per-tensor norms, factor max_norm / (norm + 1e-6)
+    clamped at 1, tested equal), in a handful of foreach kernels without its per-call dispatch:
+    on the CPU that was a quarter of a bigram step.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp_(max=1.0))
+    return total
+
+
 def validate_train_config(cfg: TrainConfig) -> None:
     """Reject impossible settings with one sentence each, before anything is written."""
     if cfg.steps is not None and cfg.steps < 0:
@@ -161,6 +178,7 @@ class Trainer:
         # the module the training step calls: the model itself, or a wrapper sharing its
         # parameters (DistributedDataParallel, torch.compile); evaluation and checkpoints use `model`
         self.train_model: nn.Module = model
+        self.params = [p for p in model.parameters() if p.requires_grad]  # walked once, not every step
         # a replacement for get_batch + train_step (e.g. a CUDA-graph replay, see makemore.fast)
         self.step_fn: Callable[[], torch.Tensor] | None = None
         # On the CPU, columns after the batch's longest item hold only padding: dropping them
@@ -230,7 +248,7 @@ class Trainer:
                 loss = loss * ((y != IGNORE).sum() * self.world_size / self._global_targets)
             loss.backward()
         if self.cfg.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip, foreach=True)
+            clip_grads_(self.params, self.cfg.grad_clip)
         self.optimizer.step()
         return loss.detach()
 
