@@ -106,12 +106,16 @@ def test_two_machines_with_the_readme_rendezvous_match_one_process(one_process: 
     _same_curves(one, tmp_path / "two", 1e-5)
 
 
-def test_compiled_data_parallel_matches_one_eager_process(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+def test_compiled_monitored_data_parallel_matches_one_eager_process(one_process: tuple[Path, Path], tmp_path: Path) -> None:
+    # `--monitor-every` rather than `--monitor`, which torchrun's parser takes for its own --monitor-interval
     data, one = one_process
-    two = _train(tmp_path / "two", data, 12, 2, ("--compile",))
+    two = _train(tmp_path / "two", data, 12, 2, ("--compile", "--monitor-every", "4"))
     assert two.returncode == 0, two.stderr
     assert "torch.compile failed" not in two.stderr
-    _same_curves(one, tmp_path / "two", 1e-4)  # compiled kernels round differently
+    _same_curves(one, tmp_path / "two", 1e-4)  # compiled kernels round differently; the monitor changes nothing
+    records = json.loads((tmp_path / "two" / "diagnostics.json").read_text())  # rank 0's view of its slice
+    assert [s["step"] for s in records["steps"]] == [0, 4, 8, 11]
+    assert all(len(s["acts"]) >= 8 and len(s["grads"]) >= 4 for s in records["steps"])  # hooks ran every time
 
 
 def _children(pid: int) -> list[int]:

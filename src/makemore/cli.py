@@ -168,7 +168,9 @@ def add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
     g.add_argument("--samples", type=int, default=10, help="items to sample at the end")
     g.add_argument("--monitor", action="store_true", help="record training health; writes report.html into the run directory")
-    g.add_argument("--monitor-every", type=_at_least_one, default=250, help="steps between full recordings of --monitor")
+    g.add_argument("--monitor-every", type=_at_least_one, default=None,
+                   help="steps between full recordings (default 250); implies --monitor (under torchrun, whose "
+                        "own --monitor-interval takes --monitor for itself, write --monitor-every N)")
     add_speed_options(p)
 
 
@@ -210,10 +212,12 @@ def cmd_train(a: argparse.Namespace) -> int:
     out = a.out or f"runs/{a.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     tcfg = train_config_from_args(a, default_steps=None if a.resume else TrainConfig.steps)
     extra: tuple[object, ...] = ()
+    a.monitor = a.monitor or a.monitor_every is not None
     if a.monitor:
         from .diagnostics.doctor import MonitorCallback
+        from .diagnostics.monitor import DEFAULT_EVERY
 
-        extra = (MonitorCallback(a.monitor_every, out_dir=out),)
+        extra = (MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out),)
     from .fast import SpeedOptions, StopAtValLoss
 
     if a.stop_at_val_loss is not None:
