@@ -36,15 +36,15 @@ class MLP(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T = idx.shape
-        windows = context_windows(idx, self.config.context).reshape(B * T, -1)  # (B*T, context)
+        windows = context_windows(idx, self.config.context)  # (B, T, context), a view of idx
         # BatchNorm: statistics over real characters only; on the CPU: no work on padding
         rows = target_rows(self.config.norm == "batch" or rows_only_here(idx), targets)
         if rows is not None:
-            windows = windows[rows]  # (N, context)
-        emb = self.wte(windows)  # (N, context, n_embd), freshly allocated, contiguous
-        # (N, context*n_embd): the concatenation is a view of the same storage, no copy
+            windows = windows.reshape(B * T, -1)[rows]  # (N, context)
+        emb = self.wte(windows)  # (B, T, context, n_embd) or (N, ...), freshly allocated, contiguous
+        # (B*T or N, context*n_embd): the concatenation is a view of the same storage, no copy
         # (on views and strides: http://blog.ezyang.com/2019/05/pytorch-internals/)
-        out = self.lm_head(self.hidden(emb.view(emb.size(0), -1)))  # (N, V)
+        out = self.lm_head(self.hidden(emb.view(-1, emb.size(-2) * emb.size(-1))))  # (B*T or N, V)
         logits = (out if rows is None else scatter_rows(out, rows, B * T)).view(B, T, -1)  # (B, T, V)
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss
