@@ -14,6 +14,9 @@ from makemore.models import create_model, model_config, model_names
 V, T, B = 27, 16, 8
 
 
+ROWS_ONLY = ["mlp", "transformer"]  # position-wise work on the positions with a target only (CPU)
+
+
 def make(name: str, **kw):
     torch.manual_seed(0)
     return create_model(model_config(name, vocab_size=V, block_size=T, **kw))
@@ -36,17 +39,37 @@ def test_forward_shapes_and_finite(name):
     assert loss.dim() == 0 and torch.isfinite(loss) and torch.isfinite(logits).all()
     logits2, loss2 = model(x)
     assert loss2 is None
-    if model.config.norm == "batch" or name == "mlp":
+    if model.config.norm == "batch" or name in ROWS_ONLY:
         # with targets, position-wise models compute the positions that have one (BatchNorm: its
         # batch statistics; on the CPU: no work on padding); those logits equal the full batch's
         keep = y != IGNORE
         model.eval()  # running statistics: the rows chosen no longer matter
         full, rows_only = model(x)[0], model(x, y)[0]
         assert torch.allclose(rows_only[keep], full[keep], atol=1e-6)
-        if name == "mlp":  # padding positions are left at 0
+        if name in ROWS_ONLY:  # padding positions are left at 0
             assert (rows_only[~keep] == 0).all()
     else:
         assert torch.equal(logits, logits2)
+
+
+@pytest.mark.parametrize("name", ROWS_ONLY)
+def test_rows_only_equals_full_batch_in_float64(name):
+    """On the CPU the mlp and the transformer skip the positions without a target (the padding after
+    each item); the loss and every gradient equal those of the full batch, whose padding logits the
+    loss ignores. Padding here is ragged, as in a batch of names: item i ends at position T-1-i%4."""
+    model = make(name).double()
+    x, y = batch()
+    for i in range(B):
+        y[i, T - 1 - i % 4 :] = IGNORE
+    _, loss = model(x, y)  # rows only
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    logits = model(x)[0]  # every position (no targets)
+    keep = y != IGNORE
+    full = F.cross_entropy(logits[keep], y[keep])
+    full_grads = torch.autograd.grad(full, list(model.parameters()))
+    assert abs(loss.item() - full.item()) < 1e-12
+    for (pname, _), g, h in zip(model.named_parameters(), grads, full_grads):
+        assert torch.allclose(g, h, rtol=1e-9, atol=1e-12), pname
 
 
 @pytest.mark.parametrize("name", model_names())
