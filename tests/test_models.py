@@ -214,3 +214,40 @@ def test_written_out_attention_equals_the_fused_kernel_in_float64():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="unknown attention 'flash'; choose sdpa or manual"):
         create_model(model_config("transformer", attention="flash"))
+
+
+@pytest.mark.parametrize("final_state_used", [True, False])
+def test_written_out_tanh_rnn_equals_nn_rnn_in_float64(final_state_used):
+    """The CPU RNN's hand-written recurrence and backpropagation through time (TanhRNNFunction)
+    give nn.RNN's outputs, final state and gradients (inputs, start state, every weight)."""
+    from torch import nn
+
+    from makemore.models.rnn import TanhRNN
+
+    torch.manual_seed(0)
+    ref = nn.RNN(4, 6, batch_first=True).double()
+    mine = TanhRNN(4, 6, batch_first=True).double()
+    mine.load_state_dict(ref.state_dict())  # the same parameters under the same names
+    x = torch.randn(5, 7, 4, dtype=torch.double, requires_grad=True)
+    h0 = torch.randn(1, 5, 6, dtype=torch.double, requires_grad=True)
+    g_out, g_last = torch.randn(5, 7, 6, dtype=torch.double), torch.randn(1, 5, 6, dtype=torch.double)
+    results = []
+    for m in (ref, mine):
+        out, last = m(x, h0)
+        loss = (out * g_out).sum() + ((last * g_last).sum() if final_state_used else 0)
+        results.append((out, last, torch.autograd.grad(loss, [x, h0, *m.parameters()])))
+    (out_r, last_r, grads_r), (out_m, last_m, grads_m) = results
+    assert out_m.grad_fn.name() == "TanhRNNFunctionBackward"  # the written-out path ran
+    assert torch.allclose(out_m, out_r, atol=1e-13) and torch.allclose(last_m, last_r, atol=1e-13)
+    for a, b in zip(grads_m, grads_r):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_rnn_model_trains_through_the_written_out_path_and_falls_back_for_two_layers():
+    x, y = batch()
+    one = make("rnn")
+    assert one(x, y)[0].grad_fn is not None
+    assert "TanhRNNFunction" in type(one.rnn(one.wte(x), one.initial_state(B))[0].grad_fn).__name__
+    two = make("rnn", n_layer=2)  # nn.RNN's own stacked kernel
+    out, _ = two.rnn(two.wte(x), two.initial_state(B))
+    assert "TanhRNNFunction" not in type(out.grad_fn).__name__

@@ -1,6 +1,10 @@
 """Recurrent models: vanilla RNN (Mikolov et al. 2010), GRU (Cho et al. 2014), LSTM (Hochreiter & Schmidhuber 1997).
 
-Built on PyTorch's fused `nn.RNN` / `nn.GRU` / `nn.LSTM` kernels, with a learned start state.
+Built on PyTorch's `nn.RNN` / `nn.GRU` / `nn.LSTM` modules, with a learned start state. On the CPU
+the one-layer tanh RNN runs its recurrence and its backpropagation through time written out
+(`TanhRNNFunction`): PyTorch's CPU RNN records every time step's operations for autograd, and
+at makemore's sizes that bookkeeping, not the arithmetic, is most of a step. Equal to `nn.RNN`
+in float64 (outputs, final state and every gradient, tested).
 """
 
 from __future__ import annotations
@@ -10,11 +14,70 @@ from typing import Any
 import torch
 from torch import nn
 
+from torch.autograd.function import once_differentiable
+
 from ..config import ModelConfig
 from . import register_model
 from .common import init_output_, lm_loss
 
-_CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class TanhRNNFunction(torch.autograd.Function):
+    """One tanh RNN layer, h_t = tanh(x_t W_ih^T + b_ih + h_(t-1) W_hh^T + b_hh), with its backward
+    written out: the input projection of every position in one product, then per time step one
+    product and one tanh forward, one product and one tanh derivative backward; the weight
+    gradients of all steps in one product each at the end.
+
+    x (B, T, E), h0 (B, H) -> out (B, T, H), the last state (B, H).
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
+        B, T, _ = x.shape
+        x_tm = x.transpose(0, 1).reshape(T * B, -1)  # (T*B, E), time-major
+        pre = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(T, B, -1)  # (T, B, H): inputs' share
+        out = torch.empty_like(pre)  # (T, B, H)
+        h, w_hh_t = h0, w_hh.t()
+        for pre_t, out_t in zip(pre.unbind(0), out.unbind(0)):
+            h = torch.addmm(pre_t, h, w_hh_t, out=out_t).tanh_()
+        ctx.save_for_backward(x_tm, h0, w_ih, w_hh, out)
+        return out.transpose(0, 1), h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out, g_last):  # type: ignore[override]
+        x_tm, h0, w_ih, w_hh, out = ctx.saved_tensors
+        T, B, H = out.shape
+        g_out = g_out.transpose(0, 1).contiguous()  # (T, B, H)
+        dh = g_out[T - 1] if g_last is None else g_out[T - 1] + g_last  # d loss / d h_t, all paths
+        da = 1 - out * out  # tanh'(pre-activation) = 1 - h_t^2; below, d loss / d pre-activation
+        gs, das = g_out.unbind(0), da.unbind(0)
+        for t in range(T - 1, -1, -1):
+            das[t].mul_(dh)
+            if t:
+                dh = torch.addmm(gs[t - 1], das[t], w_hh)  # through W_hh, plus position t-1's own
+        da_flat = da.view(T * B, H)
+        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).view(T * B, H)  # (T*B, H): h_(t-1)
+        g_b = da_flat.sum(0)
+        g_x = (da_flat @ w_ih).view(T, B, -1).transpose(0, 1)  # (B, T, E)
+        return g_x, da[0] @ w_hh, da_flat.t() @ x_tm, da_flat.t() @ h_prev, g_b, g_b
+
+
+class TanhRNN(nn.RNN):
+    """`nn.RNN` (same parameters, same state dict, hooks and all) whose one-layer tanh case on the
+    CPU runs through `TanhRNNFunction`; anything else goes to `nn.RNN` itself."""
+
+    def forward(self, input, hx=None):  # type: ignore[override]
+        if (input.device.type == "cpu" and hx is not None and input.dim() == 3 and self.batch_first
+                and self.num_layers == 1 and self.nonlinearity == "tanh" and self.bias
+                and not self.bidirectional and not torch.compiler.is_compiling()):
+            out, last = TanhRNNFunction.apply(input, hx[0], self.weight_ih_l0, self.weight_hh_l0,
+                                              self.bias_ih_l0, self.bias_hh_l0)
+            return out, last.unsqueeze(0)  # (B, T, H), (1, B, H)
+        return super().forward(input, hx)
+
+
+_CELLS = {"rnn": TanhRNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class Recurrent(nn.Module):
