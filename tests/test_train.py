@@ -133,3 +133,56 @@ def test_clip_grads_matches_pytorch_clip_grad_norm(scale):
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-15, atol=0)
     assert unused.grad is None
+
+
+def test_lean_adamw_is_pytorch_fused_adamw_to_the_bit():
+    """LeanAdamW (the CPU's AdamW, its lists gathered once) against torch.optim.AdamW(fused=True):
+    equal parameters and moments after every step, through learning-rate changes, two weight-decay
+    groups, a step where one parameter has no gradient (handed to PyTorch), a state-dict round trip
+    into a fresh optimizer, and step hooks that run once per step on either path."""
+    from makemore.train import LeanAdamW
+
+    g = torch.Generator().manual_seed(0)
+    shapes = [(27, 16), (16, 8), (8,), (27,)]
+    ref = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    ours = [torch.nn.Parameter(p.detach().clone()) for p in ref]
+
+    def groups(ps):
+        return [{"params": ps[:2], "weight_decay": 0.1}, {"params": ps[2:], "weight_decay": 0.0}]
+
+    a = torch.optim.AdamW(groups(ref), lr=1e-2, betas=(0.9, 0.99), fused=True)
+    b = LeanAdamW(groups(ours), lr=1e-2, betas=(0.9, 0.99), fused=True)
+    calls = []
+    b.register_step_pre_hook(lambda *_: calls.append("pre"))
+    b.register_step_post_hook(lambda *_: calls.append("post"))
+    for step in range(12):
+        if step == 8:  # continue from a saved state in a fresh optimizer
+            buf = io.BytesIO()
+            torch.save(b.state_dict(), buf)
+            b = LeanAdamW(groups(ours), lr=1e-2, betas=(0.9, 0.99), fused=True)
+            b.load_state_dict(torch.load(io.BytesIO(buf.getvalue())))
+        for o in (a, b):
+            for group in o.param_groups:
+                group["lr"] = 1e-2 / (1 + step)
+        for i, (p, q) in enumerate(zip(ref, ours)):
+            grad = None if (step == 5 and i == 1) else torch.randn(p.shape, generator=g)
+            p.grad, q.grad = grad, None if grad is None else grad.clone()
+        a.step()
+        b.step()
+        a.zero_grad(set_to_none=True)
+        b.zero_grad(set_to_none=True)
+        assert b._lists is not None or step in (5, 8)  # the lean path is on after the first step
+        for p, q in zip(ref, ours):
+            assert torch.equal(p, q) and q.grad is None
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.equal(a.state[p][key], b.state[q][key]), key
+    assert calls == ["pre", "post"] * 8  # hooks of the first optimizer, steps 0-7, once each
+
+
+def test_make_optimizer_uses_lean_adamw_on_the_cpu():
+    from makemore.models import create_model
+    from makemore.train import LeanAdamW
+
+    model = create_model(model_config("rnn", vocab_size=27, block_size=16))
+    assert type(make_optimizer(model, TrainConfig())) is LeanAdamW
+    assert type(make_optimizer(model, TrainConfig(), fused=False)) is torch.optim.AdamW
