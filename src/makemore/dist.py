@@ -62,7 +62,8 @@ def timeout_seconds() -> float:
 
 def _stopped_by_launcher(signum: int, frame: FrameType | None) -> None:
     # torchrun ends the surviving processes with SIGTERM when one of them fails; say so once
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # (a second SIGTERM is ignored: this process is on its way out with that sentence)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise MakemoreError("stopped by the launcher because another process of the job failed")
 
 
@@ -122,7 +123,9 @@ def guard() -> Iterator[None]:
         if not dist.is_initialized() or isinstance(e, MakemoreError):
             raise
         rank = dist.get_rank()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the launcher's clean-up needs no second message
+        # the launcher's SIGTERM, sent as soon as the dead process is noticed, must neither kill
+        # this one before it has printed why nor add a second message: it exits by itself
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise MakemoreError(
             f"process {rank} lost contact with another process of the job, which stopped or crashed "
             f"({_first_line(e)}); the job stops"
