@@ -14,7 +14,7 @@ from makemore.models import create_model, model_config, model_names
 V, T, B = 27, 16, 8
 
 
-ROWS_ONLY = ["mlp", "transformer"]  # position-wise work on the positions with a target only (CPU)
+ROWS_ONLY = ["mlp", "bow", "transformer"]  # position-wise work on the positions with a target only (CPU)
 
 
 def make(name: str, **kw):
@@ -54,7 +54,7 @@ def test_forward_shapes_and_finite(name):
 
 @pytest.mark.parametrize("name", ROWS_ONLY)
 def test_rows_only_equals_full_batch_in_float64(name):
-    """On the CPU the mlp and the transformer skip the positions without a target (the padding after
+    """On the CPU the mlp, the bow and the transformer skip the positions without a target (the padding after
     each item); the loss and every gradient equal those of the full batch, whose padding logits the
     loss ignores. Padding here is ragged, as in a batch of names: item i ends at position T-1-i%4."""
     model = make(name).double()

@@ -2,7 +2,9 @@
 
 Karpathy's makemore BoW: token + position embeddings, one block of causal averaging and an
 MLP with residual connections, then an MLP head (here each MLP has a LayerNorm in front). The causal average is a cumulative sum
-divided by the count, equal to uniform causal attention without the (T, T) matrix.
+divided by the count, equal to uniform causal attention without the (T, T) matrix. On the CPU,
+given targets, everything after the average runs on the positions that have a target only
+(equal to the full batch, tested in float64).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import activation, init_hidden_, init_output_, lm_loss
+from .common import activation, init_hidden_, init_output_, lm_loss, rows_only_here, scatter_rows, target_rows
 
 
 @register_model("bow", "causal bag of words + MLP", train={"lr": 3e-3}, n_embd=64, n_hidden=128, activation="tanh")
@@ -43,7 +45,12 @@ class BoW(nn.Module):
         x = self.wte(idx) + self.wpe(pos)  # (B, T, n_embd)
         counts = torch.arange(1, T + 1, device=idx.device, dtype=x.dtype).view(1, T, 1)
         x = x + x.cumsum(1) / counts  # causal uniform average of positions <= t
+        rows = target_rows(rows_only_here(idx), targets)  # on the CPU: the rest on real positions only
+        if rows is not None:
+            x = x.view(B * T, -1)[rows]  # (N, n_embd)
         x = x + self.mlp(self.ln_1(x))
-        logits = self.lm_head(self.head(self.ln_2(x)))  # (B, T, V)
+        logits = self.lm_head(self.head(self.ln_2(x)))  # (B, T, V) or (N, V)
+        if rows is not None:
+            logits = scatter_rows(logits, rows, B * T).view(B, T, -1)  # 0 at padding
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss
