@@ -216,17 +216,21 @@ def test_written_out_attention_equals_the_fused_kernel_in_float64():
         create_model(model_config("transformer", attention="flash"))
 
 
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
 @pytest.mark.parametrize("final_state_used", [True, False])
-def test_written_out_tanh_rnn_equals_nn_rnn_in_float64(final_state_used):
-    """The CPU RNN's hand-written recurrence and backpropagation through time (TanhRNNFunction)
-    give nn.RNN's outputs, final state and gradients (inputs, start state, every weight)."""
+def test_written_out_recurrence_equals_pytorch_in_float64(kind, final_state_used):
+    """The CPU RNN's and GRU's hand-written recurrence and backpropagation through time
+    (TanhRNNFunction, GRUFunction) give nn.RNN's / nn.GRU's outputs, final state and gradients
+    (inputs, start state, every weight and bias)."""
     from torch import nn
 
-    from makemore.models.rnn import TanhRNN
+    from makemore.models.rnn import TanhRNN, WrittenGRU
 
+    reference, written, backward = {"rnn": (nn.RNN, TanhRNN, "TanhRNNFunctionBackward"),
+                                    "gru": (nn.GRU, WrittenGRU, "GRUFunctionBackward")}[kind]
     torch.manual_seed(0)
-    ref = nn.RNN(4, 6, batch_first=True).double()
-    mine = TanhRNN(4, 6, batch_first=True).double()
+    ref = reference(4, 6, batch_first=True).double()
+    mine = written(4, 6, batch_first=True).double()
     mine.load_state_dict(ref.state_dict())  # the same parameters under the same names
     x = torch.randn(5, 7, 4, dtype=torch.double, requires_grad=True)
     h0 = torch.randn(1, 5, 6, dtype=torch.double, requires_grad=True)
@@ -237,17 +241,17 @@ def test_written_out_tanh_rnn_equals_nn_rnn_in_float64(final_state_used):
         loss = (out * g_out).sum() + ((last * g_last).sum() if final_state_used else 0)
         results.append((out, last, torch.autograd.grad(loss, [x, h0, *m.parameters()])))
     (out_r, last_r, grads_r), (out_m, last_m, grads_m) = results
-    assert out_m.grad_fn.name() == "TanhRNNFunctionBackward"  # the written-out path ran
+    assert out_m.grad_fn.name() == backward  # the written-out path ran
     assert torch.allclose(out_m, out_r, atol=1e-13) and torch.allclose(last_m, last_r, atol=1e-13)
     for a, b in zip(grads_m, grads_r):
         assert torch.allclose(a, b, atol=1e-12)
 
 
-def test_rnn_model_trains_through_the_written_out_path_and_falls_back_for_two_layers():
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_recurrent_models_train_through_the_written_out_path_and_fall_back_for_two_layers(kind):
     x, y = batch()
-    one = make("rnn")
-    assert one(x, y)[0].grad_fn is not None
-    assert "TanhRNNFunction" in type(one.rnn(one.wte(x), one.initial_state(B))[0].grad_fn).__name__
-    two = make("rnn", n_layer=2)  # nn.RNN's own stacked kernel
+    one = make(kind)
+    assert "Function" in type(one.rnn(one.wte(x), one.initial_state(B))[0].grad_fn).__name__
+    two = make(kind, n_layer=2)  # PyTorch's own stacked kernel
     out, _ = two.rnn(two.wte(x), two.initial_state(B))
-    assert "TanhRNNFunction" not in type(out.grad_fn).__name__
+    assert "Function" not in type(out.grad_fn).__name__
