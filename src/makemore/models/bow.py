@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import activation, init_hidden_, init_output_, lm_loss, rows_only_here, scatter_rows, target_rows
+from .common import activation, init_hidden_, init_output_, output_and_loss, rows_only_here, target_rows
 
 
 @register_model("bow", "causal bag of words + MLP", train={"lr": 3e-3}, n_embd=64, n_hidden=128, activation="tanh")
@@ -49,8 +49,5 @@ class BoW(nn.Module):
         if rows is not None:
             x = x.view(B * T, -1)[rows]  # (N, n_embd)
         x = x + self.mlp(self.ln_1(x))
-        logits = self.lm_head(self.head(self.ln_2(x)))  # (B, T, V) or (N, V)
-        if rows is not None:
-            logits = scatter_rows(logits, rows, B * T).view(B, T, -1)  # 0 at padding
-        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
-        return logits, loss
+        out = self.lm_head(self.head(self.ln_2(x)))  # (B, T, V) or (N, V)
+        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding

@@ -117,6 +117,19 @@ def scatter_rows(values: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch
     return values.new_zeros(n_rows, values.size(-1)).index_copy(0, rows, values)
 
 
+def output_and_loss(out: torch.Tensor, rows: torch.Tensor | None, targets: torch.Tensor | None, B: int, T: int,
+                    impl: str = "torch") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, T, V) logits and the loss from the output layer's values `out`: (B, T, V) or (B*T, V),
+    or with `rows` (N, V) at those flat positions. With rows the loss is taken on them directly
+    (the same mean as over the padded batch with its padding ignored) and the logits returned
+    have 0 at padding; the loss does not depend on them, so backward skips the scatter."""
+    if rows is None:
+        logits = out.view(B, T, -1)
+        return logits, (lm_loss(logits, targets, impl) if targets is not None else None)
+    assert targets is not None
+    return scatter_rows(out, rows, B * T).view(B, T, -1), lm_loss(out, targets.reshape(-1)[rows], impl)
+
+
 def context_windows(idx: torch.Tensor, context: int, pad: int = 0) -> torch.Tensor:
     """(B, T) ids -> (B, T, context) ids: the `context` characters ending at each position.
 

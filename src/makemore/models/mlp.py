@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import context_windows, hidden_block, init_output_, lm_loss, rows_only_here, scatter_rows, target_rows
+from .common import context_windows, hidden_block, init_output_, output_and_loss, rows_only_here, target_rows
 
 
 @register_model(
@@ -45,6 +45,4 @@ class MLP(nn.Module):
         # (B*T or N, context*n_embd): the concatenation is a view of the same storage, no copy
         # (on views and strides: http://blog.ezyang.com/2019/05/pytorch-internals/)
         out = self.lm_head(self.hidden(emb.view(-1, emb.size(-2) * emb.size(-1))))  # (B*T or N, V)
-        logits = (out if rows is None else scatter_rows(out, rows, B * T)).view(B, T, -1)  # (B, T, V)
-        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
-        return logits, loss
+        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import init_output_, lm_loss, rows_only_here, scatter_rows, target_rows
+from .common import init_output_, output_and_loss, rows_only_here, scatter_rows, target_rows
 
 
 class CausalSelfAttention(nn.Module):
@@ -135,11 +135,8 @@ class Transformer(nn.Module):
             x = x.view(B * T, -1)[rows]  # (N, C)
         for block in self.blocks:
             x = block(x, rows, B, T)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, V) or (N, V)
-        if rows is not None:
-            logits = scatter_rows(logits, rows, B * T).view(B, T, -1)  # 0 at padding
-        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
-        return logits, loss
+        out = self.lm_head(self.ln_f(x))  # (B, T, V) or (N, V)
+        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding
 
     # -- cached generation: a key/value cache, so each new character costs one position ----------
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import activation, context_windows, init_hidden_, init_output_, lm_loss, make_norm, scatter_rows, target_rows
+from .common import activation, context_windows, init_hidden_, init_output_, make_norm, output_and_loss, target_rows
 
 
 class FuseLevel(nn.Module):
@@ -64,6 +64,4 @@ class WaveNet(nn.Module):
             emb = emb[rows]  # (N_valid, context, n_embd)
         h = self.levels(emb)  # (N, 1, n_hidden)
         out = self.lm_head(h.view(h.size(0), -1))  # (N, V)
-        logits = (out if rows is None else scatter_rows(out, rows, B * T)).view(B, T, -1)  # (B, T, V)
-        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
-        return logits, loss
+        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding
