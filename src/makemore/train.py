@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.optim import optimizer as torch_optimizer
 
 from .config import TrainConfig
 from .data import IGNORE, Dataset

@@ -14,13 +14,11 @@ from typing import Any
 
 import torch
 from torch import nn
-
 from torch.autograd.function import once_differentiable
 
 from ..config import ModelConfig
 from . import register_model
 from .common import init_output_, lm_loss
-
 
 
 class TanhRNNFunction(torch.autograd.Function):
