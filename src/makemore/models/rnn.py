@@ -130,36 +130,34 @@ class GRUFunction(torch.autograd.Function):
         return (g_x, dh, dgi.t() @ x_tm, dgh_flat.t() @ h_prev.view(T * B, H), dgi.sum(0), dgh_flat.sum(0))
 
 
-def _written_out(module: nn.RNNBase, input: torch.Tensor, hx: Any) -> bool:
-    """Whether `module` (one layer, batch first, with biases) on `input` takes the written-out path:
-    on the CPU, given a start state, eagerly (torch.compile traces `nn.RNN`/`nn.GRU` itself)."""
-    return (input.device.type == "cpu" and isinstance(hx, torch.Tensor) and input.dim() == 3 and module.batch_first
-            and module.num_layers == 1 and module.bias and not module.bidirectional
-            and not torch.compiler.is_compiling())
+class WrittenOut:
+    """Mixin for `nn.RNN` / `nn.GRU` subclasses (same parameters, same state dict, hooks and all):
+    the one-layer, batch-first case with biases, on the CPU, given a start state and eagerly,
+    runs through `function`; anything else (more layers, CUDA, torch.compile, which traces
+    PyTorch's module) goes to PyTorch's module itself."""
 
+    function: type[torch.autograd.Function]
 
-class TanhRNN(nn.RNN):
-    """`nn.RNN` (same parameters, same state dict, hooks and all) whose one-layer tanh case on the
-    CPU runs through `TanhRNNFunction`; anything else goes to `nn.RNN` itself."""
-
-    def forward(self, input, hx=None):  # type: ignore[override]
-        if _written_out(self, input, hx) and self.nonlinearity == "tanh":
-            out, last = TanhRNNFunction.apply(input, hx[0], self.weight_ih_l0, self.weight_hh_l0,
-                                              self.bias_ih_l0, self.bias_hh_l0)
+    def forward(self, input, hx=None):  # type: ignore[no-untyped-def]
+        if (input.device.type == "cpu" and isinstance(hx, torch.Tensor) and input.dim() == 3 and self.batch_first
+                and self.num_layers == 1 and self.bias and not self.bidirectional
+                and getattr(self, "nonlinearity", "tanh") == "tanh" and not torch.compiler.is_compiling()):
+            out, last = self.function.apply(input, hx[0], self.weight_ih_l0, self.weight_hh_l0,
+                                            self.bias_ih_l0, self.bias_hh_l0)
             return out, last.unsqueeze(0)  # (B, T, H), (1, B, H)
-        return super().forward(input, hx)
+        return super().forward(input, hx)  # type: ignore[misc]
 
 
-class WrittenGRU(nn.GRU):
-    """`nn.GRU` (same parameters, same state dict, hooks and all) whose one-layer case on the CPU
-    runs through `GRUFunction`; anything else goes to `nn.GRU` itself."""
+class TanhRNN(WrittenOut, nn.RNN):
+    """`nn.RNN` whose one-layer tanh case on the CPU runs through `TanhRNNFunction`."""
 
-    def forward(self, input, hx=None):  # type: ignore[override]
-        if _written_out(self, input, hx):
-            out, last = GRUFunction.apply(input, hx[0], self.weight_ih_l0, self.weight_hh_l0,
-                                          self.bias_ih_l0, self.bias_hh_l0)
-            return out, last.unsqueeze(0)  # (B, T, H), (1, B, H)
-        return super().forward(input, hx)
+    function = TanhRNNFunction
+
+
+class WrittenGRU(WrittenOut, nn.GRU):
+    """`nn.GRU` whose one-layer case on the CPU runs through `GRUFunction`."""
+
+    function = GRUFunction
 
 
 _CELLS = {"rnn": TanhRNN, "gru": WrittenGRU, "lstm": nn.LSTM}
