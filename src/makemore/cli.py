@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from . import __version__
 from .config import DataConfig, ModelConfig, TrainConfig
@@ -341,13 +341,6 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     return 0
 
 
-def _print_findings(findings: Sequence[Any]) -> None:
-    """Findings most serious first: severity, code and place, then the evidence and the fix."""
-    for f in findings:
-        step = f" (step {f.step})" if f.step is not None else ""
-        print(f"{f.severity.upper():<8}{f.code} at {f.where}{step}\n        {f.evidence}\n        fix: {f.fix}")
-
-
 def add_doctor(p: argparse.ArgumentParser) -> None:
     add_data_options(p)
     add_model_options(p)
@@ -363,22 +356,21 @@ def add_doctor(p: argparse.ArgumentParser) -> None:
 def cmd_doctor(a: argparse.Namespace) -> int:
     """Train briefly with the monitor on; exit 0 when healthy, 1 when a warning or error was found."""
     from .diagnostics.doctor import doctor_run
-    from .diagnostics.report import write_report
+    from .diagnostics.report import exit_code, format_findings, write_report
 
     tcfg = train_config_from_args(a, default_steps=300)
     result = doctor_run(data_config_from_args(a), model_config_from_args(a), tcfg, every=a.every, window=a.window, stream=sys.stderr)
     write_report(result.records, Path(a.report), result.findings)
     if a.records:
         result.records.save(a.records)
-    serious = [f for f in result.findings if f.severity != "info"]
     if a.json:
         print(json.dumps([f.to_dict() for f in result.findings]))
     else:
         print(f"doctor: {a.model}, {result.steps} steps{' (stopped: the loss is not finite)' if result.diverged else ''}, "
               f"recorded every {result.records.every} steps")
-        _print_findings(result.findings)
-        print("healthy: no warnings" if not serious else f"{len(serious)} problem(s) found", f"| report: {a.report}")
-    return 1 if serious else 0
+        print(format_findings(result.findings))
+        print(f"report: {a.report}")
+    return exit_code(result.findings)
 
 
 def add_report(p: argparse.ArgumentParser) -> None:
@@ -391,7 +383,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from .diagnostics.checks import run_checks
     from .diagnostics.doctor import RECORDS_FILE, REPORT_FILE
     from .diagnostics.records import Records
-    from .diagnostics.report import write_report
+    from .diagnostics.report import exit_code, format_findings, write_report
 
     src = Path(a.run_dir)
     path = src / RECORDS_FILE if src.is_dir() else src
@@ -404,9 +396,9 @@ def cmd_report(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else path.parent / REPORT_FILE
     findings = run_checks(records)
     write_report(records, out, findings)
-    _print_findings(findings)
+    print(format_findings(findings))
     print(f"report: {out}")
-    return 0
+    return exit_code(findings)
 
 
 def add_lab(p: argparse.ArgumentParser) -> None:

@@ -224,9 +224,13 @@ def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if m.role == "saturating":
         fix = (f"these units sit in {m.kind}'s flat tails for every input: shrink the initial weights of "
                f"{_before(r, m.name) or 'the layer before'} (gain 5/3 for tanh) or normalize its output (BatchNorm)")
-    else:
+    elif m.kind in ("ReLU", "ReLU6"):
         fix = ("dead ReLUs never recover: do not initialize biases negative (use 0), use kaiming init with the ReLU "
                "gain, lower the learning rate if they die during training, or use LeakyReLU/GELU")
+    else:  # GELU, SiLU, ELU, ...: below zero the gradient is small, not zero
+        fix = (f"{m.kind} units below zero on every input pass little gradient and learn slowly: do not initialize "
+               f"biases negative (use 0), scale the initial weights of {_before(r, m.name) or 'the layer before'} "
+               "with kaiming init, or lower the learning rate if they sink during training")
     return [Finding(
         "act.dead_units", "warning" if frac >= t.dead_frac else "info", m.name,
         f"{dead} of {units} units ({frac:.1%}) of {m.name} ({m.kind}) were {what} on every one of {examples:,} "

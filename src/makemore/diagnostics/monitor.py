@@ -407,9 +407,15 @@ class Monitor:
         }
         if self.optimizer is not None:
             g = self.optimizer.param_groups[0]
-            meta |= {"optimizer": type(self.optimizer).__name__, "lr": g.get("lr"), "momentum": g.get("momentum"),
+            meta |= {"optimizer": _public_name(type(self.optimizer)), "lr": g.get("lr"), "momentum": g.get("momentum"),
                      "betas": list(g["betas"]) if "betas" in g else None}
         return meta
+
+
+def _public_name(cls: type) -> str:
+    """The optimizer's public name: its first torch.optim class (a subclass that only speeds up
+    AdamW is shown as AdamW), else its own name."""
+    return next((c.__name__ for c in cls.__mro__ if c.__module__.startswith("torch.optim")), cls.__name__)
 
 
 def _hist(v: dict[str, list[float]]) -> Histogram:
