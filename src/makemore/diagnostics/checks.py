@@ -45,6 +45,11 @@ class Finding:
     def rank(self) -> int:
         return SEVERITIES.index(self.severity)
 
+    def _repr_html_(self) -> str:
+        from .integrations.notebook import finding_html  # Jupyter shows the report's finding card
+
+        return finding_html(self)
+
     def to_dict(self) -> dict[str, object]:
         return {"code": self.code, "severity": self.severity, "where": self.where, "evidence": self.evidence,
                 "fix": self.fix, "step": self.step}

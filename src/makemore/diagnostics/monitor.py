@@ -213,6 +213,12 @@ class Monitor:
             self._closed = True
         return self.records
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the report of what was recorded so far."""
+        from .integrations.notebook import monitor_html
+
+        return monitor_html(self)
+
     def __enter__(self) -> Monitor:
         return self
 

@@ -154,6 +154,11 @@ class Records:
             unit_maps={k: [m for m in v if m.step <= step] for k, v in self.unit_maps.items()},
         )
 
+    def _repr_html_(self) -> str:
+        from .integrations.notebook import records_html  # Jupyter shows the report inline
+
+        return records_html(self)
+
     # -- JSON --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,145 @@
+"""What every integration shares: a record's numbers under stable tags, and following a Monitor.
+
+Tags (the same in TensorBoard, Lightning's loggers and the Hugging Face log history; `<layer>` and
+`<param>` are the names in the model, as `named_modules()` / `named_parameters()` give them):
+
+    doctor/act_std/<layer>            std of the layer's output
+    doctor/grad_std/<layer>           std of the gradient reaching the layer's output
+    doctor/saturation/<layer>         tanh/sigmoid-like layers: fraction of outputs in the flat tails
+    doctor/zero_fraction/<layer>      ReLU-like layers: fraction of outputs <= 0
+    doctor/dead_fraction/<layer>      fraction of units that passed no gradient on any example of the
+                                      last `window` recordings (as the dead-unit check counts them)
+    doctor/update_ratio_log10/<param> log10 std(W_after - W_before) / std(W_before), weight matrices
+    doctor/update_ratio_log10/median  the median over the matrices
+    doctor/update_ratio_log10/guide   -3, the lecture's 1e-3 guide line
+    doctor/finding/<code>             present while a check finds <code>: 1 info, 2 warning, 3 error
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import statistics
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from ..checks import SEVERITIES, Finding, run_checks, update_log_ratios
+from ..monitor import Monitor
+from ..records import Records
+
+PREFIX = "doctor"
+GUIDE_LOG10 = -3.0  # the lecture's healthy update:data ratio, 1e-3
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """Import `module`, or raise an ImportError of one sentence naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{what} needs the {module.split('.')[0]} package: pip install 'makemore[{extra}]'") from None
+
+
+def severity_level(severity: str) -> int:
+    """info 1, warning 2, error 3 (0 stays free for 'not found')."""
+    return SEVERITIES.index(severity) + 1
+
+
+def dead_fraction(records: Records, name: str, upto: int) -> float | None:
+    """Fraction of `name`'s units inactive on every example of the `window` recordings ending at
+    `records.steps[upto]` (None when the layer has no per-unit activity)."""
+    win = [s.acts[name].unit_active for s in records.steps[max(0, upto - records.window + 1) : upto + 1]
+           if name in s.acts and s.acts[name].unit_active is not None]
+    if not win:
+        return None
+    active = [sum(col) for col in zip(*win)]  # type: ignore[misc]
+    return sum(1 for a in active if a == 0) / len(active) if active else None
+
+
+def record_scalars(records: Records, index: int = -1) -> dict[str, float]:
+    """The scalars of one recording step (`records.steps[index]`) under the tags above."""
+    index = index % len(records.steps)
+    rec = records.steps[index]
+    out: dict[str, float] = {}
+    for m in records.modules:
+        a, g = rec.acts.get(m.name), rec.grads.get(m.name)
+        if a is not None:
+            out[f"{PREFIX}/act_std/{m.name}"] = a.std
+            if a.saturated is not None:
+                out[f"{PREFIX}/saturation/{m.name}"] = a.saturated
+            if a.zero is not None:
+                out[f"{PREFIX}/zero_fraction/{m.name}"] = a.zero
+            if (d := dead_fraction(records, m.name, index)) is not None:
+                out[f"{PREFIX}/dead_fraction/{m.name}"] = d
+        if g is not None:
+            out[f"{PREFIX}/grad_std/{m.name}"] = g.std
+    for name in records.matrices or [n for n, p in rec.params.items() if p.grad_hist is not None]:
+        p = rec.params.get(name)
+        if p is not None and p.update_ratio is not None and p.update_ratio > 0 and math.isfinite(p.update_ratio):
+            out[f"{PREFIX}/update_ratio_log10/{name}"] = math.log10(p.update_ratio)
+    if ratios := update_log_ratios(rec, records.matrices):
+        out[f"{PREFIX}/update_ratio_log10/median"] = statistics.median(ratios)
+        out[f"{PREFIX}/update_ratio_log10/guide"] = GUIDE_LOG10
+    return out
+
+
+def finding_scalars(findings: list[Finding]) -> dict[str, float]:
+    """`doctor/finding/<code>`: the worst severity level of each code found."""
+    out: dict[str, float] = {}
+    for f in findings:
+        key = f"{PREFIX}/finding/{f.code}"
+        out[key] = max(out.get(key, 0), severity_level(f.severity))
+    return out
+
+
+def findings_text(findings: list[Finding]) -> str:
+    """The findings as Markdown lines (TensorBoard's text plugin renders Markdown)."""
+    if not findings:
+        return "No problems found: every check passed."
+    return "\n\n".join(f"**{f.severity}** `{f.code}` at `{f.where}`: {f.evidence}. Fix: {f.fix}" for f in findings)
+
+
+@dataclass
+class Update:
+    """What a Monitor recorded since the last look: the new recording steps and the findings now."""
+
+    steps: list[int]                           # steps of the new recordings, oldest first
+    scalars: list[dict[str, float]]            # record_scalars of each, in the same order
+    findings: list[Finding]                    # every finding on the records so far
+    new: list[Finding] = field(default_factory=list)  # findings whose (code, where) is new since the last update
+
+    @property
+    def step(self) -> int:
+        return self.steps[-1]
+
+    def worst(self) -> str | None:
+        return max(self.findings, key=lambda f: f.rank).severity if self.findings else None
+
+
+class Watch:
+    """Follows a Monitor: after `monitor.step(...)`, `poll()` returns an Update when a recording
+    step was collected since the last poll (and None otherwise, at the cost of one comparison)."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.seen = 0
+        self.known: set[tuple[str, str]] = set()
+        self.findings: list[Finding] = []
+
+    def poll(self, final: bool = False) -> Update | None:
+        """The Update since the last poll; with `final`, also when there is no new recording (the
+        end of a run: the losses since the last recording may add findings)."""
+        records = self.monitor.records
+        n = len(records.steps)
+        if n == self.seen and not (final and n):
+            return None
+        new_idx = range(self.seen, n)
+        self.seen = n
+        self.findings = run_checks(self.monitor.flush())
+        new = [f for f in self.findings if (f.code, f.where) not in self.known]
+        self.known |= {(f.code, f.where) for f in self.findings}
+        steps = [records.steps[i].step for i in new_idx] or [records.steps[-1].step]
+        return Update(steps, [record_scalars(records, i) for i in new_idx], self.findings, new)
+
+
+__all__ = ["require", "severity_level", "dead_fraction", "record_scalars", "finding_scalars", "findings_text",
+           "Update", "Watch", "PREFIX", "GUIDE_LOG10"]

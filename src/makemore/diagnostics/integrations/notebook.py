@@ -1,0 +1,167 @@
+"""The doctor in Jupyter: findings and reports that render themselves, and a live view of training.
+
+    mon                       # a Monitor, Records or Finding as a cell's last line renders inline:
+                              # the findings, then the report's pictures (embedded PNG)
+    live = LiveView()
+    for step in range(n):
+        ...; optimizer.step()
+        mon.step(loss)
+        live.update(mon)      # on recording steps: the loss curve and the findings, redrawn in place
+
+The inline HTML is the report's (same finding cards, same pictures) with its style scoped to one
+element, so it does not restyle the notebook around it. Rendering needs only matplotlib; the live
+view needs IPython (a notebook kernel) and draws into an ipywidgets.HTML when ipywidgets is
+installed, else into a display handle that it updates (`display(..., display_id=True)`), which is
+also what a saved notebook keeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import sys
+from typing import IO, Any
+
+from ..checks import Finding
+from ..monitor import Monitor
+from ..plots import Picture, loss_curve, pictures, png
+from ..records import Records
+from ..report import _CSS, _finding_html, _summary
+from .common import Update, Watch
+
+SCOPE = "mm-doctor"  # class of the element the inline HTML lives in
+
+
+def _scoped_css(css: str) -> str:
+    """The report's style with each selector limited to the SCOPE element (`body` becomes it)."""
+    def scope(sel: str) -> str:
+        sel = sel.strip()
+        return f".{SCOPE}" if sel == "body" else f".{SCOPE} {sel}"
+
+    rules = re.findall(r"([^{}]+)\{([^{}]*)\}", css)
+    return "".join(",".join(scope(s) for s in sels.split(",")) + "{" + body + "}" for sels, body in rules)
+
+
+_STYLE = f"<style>{_scoped_css(_CSS)} .{SCOPE} h1{{font-size:1.3rem}}</style>"
+
+
+def _wrap(inner: str) -> str:
+    return f'<div class="{SCOPE}">{_STYLE}{inner}</div>'
+
+
+def _img(p: Picture, width: str = "100%") -> str:
+    data = base64.b64encode(p.png).decode("ascii")
+    return (f'<figure><img alt="{html.escape(p.title)}" style="width:{width}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(p.caption)}</figcaption></figure>")
+
+
+def findings_html(findings: list[Finding]) -> str:
+    """The finding cards of the report, or the report's 'healthy' note."""
+    if not findings:
+        return "<div class=healthy>Every check passed: training looks healthy.</div>"
+    return "\n".join(_finding_html(f) for f in findings)
+
+
+def finding_html(finding: Finding) -> str:
+    """One finding, as `Finding._repr_html_` shows it."""
+    return _wrap(_finding_html(finding))
+
+
+def records_html(records: Records, findings: list[Finding] | None = None, title: str | None = None,
+                 figures: bool = True) -> str:
+    """The report as an inline element: summary, findings, then (with `figures`) the pictures."""
+    from ..checks import run_checks
+
+    findings = run_checks(records) if findings is None else findings
+    title = title or f"Training health: {records.meta.get('model', 'model')}"
+    serious = sum(f.severity != "info" for f in findings)
+    head = f"{serious} problem(s) found" if serious else "No problems found"
+    pics = "".join(f"<h2>{html.escape(p.title)}</h2>{_img(p)}" for p in pictures(records)) if figures else ""
+    return _wrap(f"<h1>{html.escape(title)}</h1><p class=meta>{_summary(records)}</p>"
+                 f"<h2>Findings: {html.escape(head)}</h2>{findings_html(findings)}{pics}")
+
+
+def monitor_html(monitor: Monitor) -> str:
+    """`Monitor._repr_html_`: the report of what it recorded so far."""
+    return records_html(monitor.flush())
+
+
+def live_html(records: Records, update: Update | None, dpi: int = 60) -> str:
+    """The live view's content: the loss curve so far and the latest findings."""
+    curve = Picture("Loss", "", png(loss_curve(records), dpi=dpi))
+    data = base64.b64encode(curve.png).decode("ascii")
+    findings = update.findings if update is not None else []
+    step = f"step {update.step}" if update is not None else "no recording yet"
+    return _wrap(f'<p class=meta>Training health, {step} · {len(records.steps)} recording(s)</p>'
+                 f'<img alt="loss" style="max-width:640px;width:100%" src="data:image/png;base64,{data}">'
+                 f"{findings_html(findings)}")
+
+
+def _in_kernel() -> bool:
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None
+
+
+class LiveView:
+    """The loss curve and the latest findings, updated in place at every recording step.
+
+    Args:
+        widget: draw into an `ipywidgets.HTML` (True), into an updated display handle (False), or
+            the widget when ipywidgets is installed (None).
+        stream: outside a notebook kernel, new findings are written here as text lines (default stderr).
+    """
+
+    def __init__(self, widget: bool | None = None, stream: IO[str] | None = None) -> None:
+        self.widget_wanted = widget
+        self.stream = stream
+        self.watch: Watch | None = None
+        self._out: Any = None   # the ipywidgets.HTML or the display handle, once shown
+        self.last: Update | None = None
+
+    def update(self, monitor: Monitor, final: bool = False) -> Update | None:
+        """Redraw if `monitor` collected a recording step since the last call; call after `monitor.step`.
+        With `final` (at the end of training) redraw anyway: the losses since the last recording count too."""
+        if self.watch is None or self.watch.monitor is not monitor:
+            self.watch = Watch(monitor)
+        up = self.watch.poll(final=final)
+        if up is not None:
+            self.last = up
+            self._draw(monitor.records, up)
+        return up
+
+    def _draw(self, records: Records, up: Update) -> None:
+        if not _in_kernel():
+            out = self.stream or sys.stderr
+            for f in up.new:
+                out.write(f"step {up.step}: {f.severity} {f.code} at {f.where}: {f.evidence}\n")
+            return
+        from IPython.display import HTML, display
+
+        content = live_html(records, up)
+        if self._out is None:
+            widgets = self._widgets()
+            if widgets is not None:
+                self._out = widgets.HTML(value=content)
+                display(self._out)
+            else:
+                self._out = display(HTML(content), display_id=True)
+        elif hasattr(self._out, "value"):
+            self._out.value = content
+        else:
+            self._out.update(HTML(content))
+
+    def _widgets(self) -> Any:
+        if self.widget_wanted is False:
+            return None
+        try:
+            import ipywidgets
+        except ImportError:
+            if self.widget_wanted:
+                raise ImportError("LiveView(widget=True) needs the ipywidgets package: "
+                                  "pip install 'makemore[notebook]'") from None
+            return None
+        return ipywidgets
+
+
+__all__ = ["LiveView", "findings_html", "finding_html", "records_html", "monitor_html", "live_html", "SCOPE"]

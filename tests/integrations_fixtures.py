@@ -1,0 +1,42 @@
+"""Small models and data for the integration tests: a healthy tanh MLP, and the same MLP with its
+first layer's weights scaled up so that its tanh units saturate (the checks' `act.saturated`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_IN, N_CLASSES = 10, 5
+
+
+def tanh_mlp(saturated: bool, seed: int = 0) -> nn.Sequential:
+    """Linear-Tanh-Linear-Tanh-Linear; `saturated`: first-layer weights x8 (pre-activations of std ~4)."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(N_IN, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, N_CLASSES))
+    with torch.no_grad():
+        model[4].weight.mul_(0.1)  # near-uniform softmax at step 0: only the saturation is wrong
+        if saturated:
+            model[0].weight.mul_(8.0)
+    return model
+
+
+def data(n: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs of unit variance and labels that depend on them (something to learn)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, N_IN, generator=g)
+    y = (x[:, :N_CLASSES] + 0.5 * torch.randn(n, N_CLASSES, generator=g)).argmax(1)
+    return x, y
+
+
+def train_steps(model: nn.Module, opt: torch.optim.Optimizer, steps: int, after_step=None, batch: int = 64) -> None:
+    """A plain loop; `after_step(loss)` runs after each optimizer step."""
+    x, y = data()
+    for step in range(steps):
+        i = (step * batch) % len(x)
+        loss = F.cross_entropy(model(x[i : i + batch]), y[i : i + batch])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if after_step is not None:
+            after_step(loss)
