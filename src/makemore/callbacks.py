@@ -163,3 +163,27 @@ class TensorBoardLogger:
 
     def on_train_end(self, trainer: Trainer) -> None:
         self.writer.close()
+
+
+class MonitorTensorBoard:
+    """The training-health monitor's records and findings into TensorBoard (`--tensorboard --monitor`);
+    comes after the MonitorCallback `monitor_cb` in the callback list."""
+
+    def __init__(self, monitor_cb: Any, logdir: Path) -> None:
+        require_tensorboard()
+        self.monitor_cb, self.logdir = monitor_cb, logdir
+        self.tb: Any = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        from .diagnostics.integrations.tensorboard import TensorBoardWriter
+
+        self.tb = TensorBoardWriter(self.logdir, losses=False)  # train/loss has the loss already
+
+    def on_step_end(self, trainer: Trainer, loss: Any) -> None:
+        if self.monitor_cb.monitor is not None:
+            self.tb.update(self.monitor_cb.monitor)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.monitor_cb.monitor is not None:
+            self.tb.update(self.monitor_cb.monitor, final=True)
+        self.tb.close()

@@ -165,7 +165,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="run directory (default: runs/MODEL-TIME)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
+    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (with --monitor, the training-health records too)")
     g.add_argument("--samples", type=int, default=10, help="items to sample at the end")
     g.add_argument("--monitor", action="store_true", help="record training health; writes report.html into the run directory")
     g.add_argument("--monitor-every", type=_at_least_one, default=None,
@@ -218,6 +218,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         from .diagnostics.monitor import DEFAULT_EVERY
 
         extra = (MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out),)
+        if a.tensorboard:
+            from .callbacks import MonitorTensorBoard
+
+            extra += (MonitorTensorBoard(extra[0], Path(out) / "tensorboard"),)
     from .fast import SpeedOptions, StopAtValLoss
 
     if a.stop_at_val_loss is not None:

@@ -25,7 +25,7 @@ from types import ModuleType
 
 from ..checks import SEVERITIES, Finding, run_checks, update_log_ratios
 from ..monitor import Monitor
-from ..records import Records
+from ..records import Records, StepRecord
 
 PREFIX = "doctor"
 GUIDE_LOG10 = -3.0  # the lecture's healthy update:data ratio, 1e-3
@@ -102,17 +102,11 @@ def findings_text(findings: list[Finding]) -> str:
 class Update:
     """What a Monitor recorded since the last look: the new recording steps and the findings now."""
 
-    steps: list[int]                           # steps of the new recordings, oldest first
+    step: int                                  # the latest recorded step
+    records: list[StepRecord]                  # the new recording steps, oldest first (may be empty at the end)
     scalars: list[dict[str, float]]            # record_scalars of each, in the same order
     findings: list[Finding]                    # every finding on the records so far
     new: list[Finding] = field(default_factory=list)  # findings whose (code, where) is new since the last update
-
-    @property
-    def step(self) -> int:
-        return self.steps[-1]
-
-    def worst(self) -> str | None:
-        return max(self.findings, key=lambda f: f.rank).severity if self.findings else None
 
 
 class Watch:
@@ -137,8 +131,8 @@ class Watch:
         self.findings = run_checks(self.monitor.flush())
         new = [f for f in self.findings if (f.code, f.where) not in self.known]
         self.known |= {(f.code, f.where) for f in self.findings}
-        steps = [records.steps[i].step for i in new_idx] or [records.steps[-1].step]
-        return Update(steps, [record_scalars(records, i) for i in new_idx], self.findings, new)
+        return Update(records.steps[-1].step, [records.steps[i] for i in new_idx],
+                      [record_scalars(records, i) for i in new_idx], self.findings, new)
 
 
 __all__ = ["require", "severity_level", "dead_fraction", "record_scalars", "finding_scalars", "findings_text",

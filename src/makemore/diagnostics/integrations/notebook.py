@@ -18,16 +18,15 @@ also what a saved notebook keeps.
 from __future__ import annotations
 
 import base64
-import html
 import re
 import sys
 from typing import IO, Any
 
-from ..checks import Finding
+from ..checks import Finding, run_checks
 from ..monitor import Monitor
-from ..plots import Picture, loss_curve, pictures, png
+from ..plots import loss_curve, pictures, png
 from ..records import Records
-from ..report import _CSS, _finding_html, _summary
+from ..report import _CSS, _finding_html, render_report
 from .common import Update, Watch
 
 SCOPE = "mm-doctor"  # class of the element the inline HTML lives in
@@ -43,21 +42,15 @@ def _scoped_css(css: str) -> str:
     return "".join(",".join(scope(s) for s in sels.split(",")) + "{" + body + "}" for sels, body in rules)
 
 
-_STYLE = f"<style>{_scoped_css(_CSS)} .{SCOPE} h1{{font-size:1.3rem}}</style>"
+_STYLE = f"<style>{_scoped_css(_CSS)}</style>"
 
 
 def _wrap(inner: str) -> str:
     return f'<div class="{SCOPE}">{_STYLE}{inner}</div>'
 
 
-def _img(p: Picture, width: str = "100%") -> str:
-    data = base64.b64encode(p.png).decode("ascii")
-    return (f'<figure><img alt="{html.escape(p.title)}" style="width:{width}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(p.caption)}</figcaption></figure>")
-
-
 def findings_html(findings: list[Finding]) -> str:
-    """The finding cards of the report, or the report's 'healthy' note."""
+    """The report's finding cards, or its 'healthy' note."""
     if not findings:
         return "<div class=healthy>Every check passed: training looks healthy.</div>"
     return "\n".join(_finding_html(f) for f in findings)
@@ -70,16 +63,12 @@ def finding_html(finding: Finding) -> str:
 
 def records_html(records: Records, findings: list[Finding] | None = None, title: str | None = None,
                  figures: bool = True) -> str:
-    """The report as an inline element: summary, findings, then (with `figures`) the pictures."""
-    from ..checks import run_checks
-
+    """The report as an inline element: the page's content (summary, findings and, with `figures`,
+    the charts in their wide rendering) without the page around it."""
     findings = run_checks(records) if findings is None else findings
-    title = title or f"Training health: {records.meta.get('model', 'model')}"
-    serious = sum(f.severity != "info" for f in findings)
-    head = f"{serious} problem(s) found" if serious else "No problems found"
-    pics = "".join(f"<h2>{html.escape(p.title)}</h2>{_img(p)}" for p in pictures(records)) if figures else ""
-    return _wrap(f"<h1>{html.escape(title)}</h1><p class=meta>{_summary(records)}</p>"
-                 f"<h2>Findings: {html.escape(head)}</h2>{findings_html(findings)}{pics}")
+    pics = pictures(records, findings, narrow=False) if figures else []
+    page = render_report(records, findings, title, figures=pics)
+    return _wrap(page[page.index("<main>") + len("<main>") : page.rindex("</main>")])
 
 
 def monitor_html(monitor: Monitor) -> str:
@@ -89,11 +78,10 @@ def monitor_html(monitor: Monitor) -> str:
 
 def live_html(records: Records, update: Update | None, dpi: int = 60) -> str:
     """The live view's content: the loss curve so far and the latest findings."""
-    curve = Picture("Loss", "", png(loss_curve(records), dpi=dpi))
-    data = base64.b64encode(curve.png).decode("ascii")
+    data = base64.b64encode(png(loss_curve(records).fig, dpi=dpi)).decode("ascii")
     findings = update.findings if update is not None else []
     step = f"step {update.step}" if update is not None else "no recording yet"
-    return _wrap(f'<p class=meta>Training health, {step} · {len(records.steps)} recording(s)</p>'
+    return _wrap(f"<p class=meta>Training health, {step} · {len(records.steps)} recording(s)</p>"
                  f'<img alt="loss" style="max-width:640px;width:100%" src="data:image/png;base64,{data}">'
                  f"{findings_html(findings)}")
 

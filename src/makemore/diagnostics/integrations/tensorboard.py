@@ -1,0 +1,106 @@
+"""The doctor in TensorBoard: a Monitor's records as scalars and histograms, its findings as text.
+
+    tb = TensorBoardWriter("runs/tb")
+    for step in range(n):
+        ...; optimizer.step()
+        mon.step(loss)
+        tb.update(mon)            # writes on recording steps only
+    tb.update(mon, final=True); tb.close()
+
+Tags are the ones of `common` (doctor/saturation/<layer>, doctor/update_ratio_log10/<param>, ...),
+plus the lecture's histograms: doctor/act_hist/<layer>, doctor/grad_hist/<layer> (the gradient
+reaching the layer's output) and doctor/weight_grad_hist/<param>; doctor/loss has every step's loss
+(`losses=False` leaves it to a logger that writes the loss already); doctor/findings is text.
+The Custom Scalars tab overlays each family on one chart, the update:data ratios with the 1e-3 guide.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..monitor import Monitor
+from ..records import Histogram, Records, StepRecord
+from .common import PREFIX, Update, Watch, finding_scalars, findings_text, require
+
+require("torch.utils.tensorboard", "tensorboard", "makemore.diagnostics.integrations.tensorboard")
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+# one chart per family in the Custom Scalars tab: every layer (and the guide) on the same axes
+LAYOUT = {PREFIX: {
+    "update:data ratio, log10 (guide: -3)": ["Multiline", [rf"{PREFIX}/update_ratio_log10/.*"]],
+    "saturated fraction (tanh/sigmoid)": ["Multiline", [rf"{PREFIX}/saturation/.*"]],
+    "dead fraction": ["Multiline", [rf"{PREFIX}/dead_fraction/.*"]],
+    "activation std": ["Multiline", [rf"{PREFIX}/act_std/.*"]],
+    "gradient std at each layer's output": ["Multiline", [rf"{PREFIX}/grad_std/.*"]],
+}}
+
+
+def _histogram(writer: SummaryWriter, tag: str, h: Histogram | None, mean: float, sum_squares_per: float, step: int) -> None:
+    """One histogram from the recorded bins; `sum_squares_per` is the mean of the squares."""
+    n = sum(h.counts) if h is not None else 0
+    if h is None or n == 0:
+        return
+    writer.add_histogram_raw(tag, min=h.lo, max=h.hi, num=n, sum=mean * n, sum_squares=sum_squares_per * n,
+                             bucket_limits=h.edges()[1:], bucket_counts=h.counts, global_step=step)
+
+
+def write_histograms(writer: SummaryWriter, rec: StepRecord) -> None:
+    """The record's activation, output-gradient and weight-gradient histograms."""
+    for name, a in rec.acts.items():
+        _histogram(writer, f"{PREFIX}/act_hist/{name}", a.hist, a.mean, a.std**2 + a.mean**2, rec.step)
+    for name, g in rec.grads.items():
+        _histogram(writer, f"{PREFIX}/grad_hist/{name}", g.hist, g.mean, g.std**2 + g.mean**2, rec.step)
+    for name, p in rec.params.items():
+        _histogram(writer, f"{PREFIX}/weight_grad_hist/{name}", p.grad_hist, p.grad_mean, p.grad_rms**2, rec.step)
+
+
+class TensorBoardWriter:
+    """Writes what a Monitor records to TensorBoard event files.
+
+    Args:
+        logdir: the directory of the event files (or pass `writer`).
+        writer: a SummaryWriter to write into instead (e.g. one a framework already has).
+        losses: also write every step's loss as doctor/loss.
+    """
+
+    def __init__(self, logdir: str | Path | None = None, writer: Any = None, losses: bool = True) -> None:
+        if (logdir is None) == (writer is None):
+            raise ValueError("give either logdir or writer")
+        self.writer = writer if writer is not None else SummaryWriter(str(logdir))
+        self.losses = losses
+        self.watch: Watch | None = None
+        self._loss_upto = 0   # losses written so far
+        self.writer.add_custom_scalars(LAYOUT)
+
+    def update(self, monitor: Monitor, final: bool = False) -> Update | None:
+        """Write the recording steps since the last call (call after `monitor.step`); with `final`,
+        also the last losses and the findings at the end of the run."""
+        if self.watch is None or self.watch.monitor is not monitor:
+            self.watch = Watch(monitor)
+        up = self.watch.poll(final=final)
+        if up is not None:
+            self.write(monitor.records, up, final)
+        return up
+
+    def write(self, records: Records, up: Update, final: bool = False) -> None:
+        w = self.writer
+        if self.losses:
+            for i in range(self._loss_upto, len(records.losses)):
+                w.add_scalar(f"{PREFIX}/loss", records.losses[i], records.first_step + i)
+            self._loss_upto = len(records.losses)
+        for rec, scalars in zip(up.records, up.scalars):
+            for tag, value in scalars.items():
+                w.add_scalar(tag, value, rec.step)
+            write_histograms(w, rec)
+        for tag, value in finding_scalars(up.findings).items():
+            w.add_scalar(tag, value, up.step)
+        if up.new or final:
+            w.add_text(f"{PREFIX}/findings", findings_text(up.findings), up.step)
+        w.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+__all__ = ["TensorBoardWriter", "write_histograms", "LAYOUT"]
