@@ -150,6 +150,7 @@ class Monitor:
         self._seen_fwd: set[str] = set()
         self._seen_bwd: set[str] = set()
         self._before: dict[str, Tensor] = {}
+        self._closure = False  # the optimizer step being recorded was called with a closure
         self._forced: set[int] = set()
         self._armed = False
         self._closed = False
@@ -313,17 +314,26 @@ class Monitor:
 
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        self._param_stats(params)
+        # step(closure) (LBFGS, PyTorch Lightning) computes the gradients inside step(): read them after it
+        # (the hooks get step()'s positional arguments with the optimizer itself first)
+        self._closure = (len(args) > 1 and args[1] is not None) or kwargs.get("closure") is not None
+        if not self._closure:
+            self._param_stats(params)
         for p in params:
             name = self.param_names.get(id(p))
-            if name is not None and p.grad is not None and p.numel() > 1:
+            if name is not None and (p.grad is not None or self._closure) and p.requires_grad and p.numel() > 1:
                 self._before[name] = p.detach().clone()
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         params = dict(self.model.named_parameters())
+        if self._closure:
+            self._param_stats(p for group in optimizer.param_groups for p in group["params"])
         with torch.no_grad():
             for name, before in self._before.items():
-                self._transfer.put(("update", name), {"ratio": update_ratio(before, params[name])})
+                if params[name].grad is not None:
+                    self._transfer.put(("update", name), {"ratio": update_ratio(before, params[name])})
+                    if self._closure:  # the weights the gradients were computed with
+                        self._transfer.put(("param", name), {"data_std": before.float().std()})
         self._before.clear()
 
     # -- host side ---------------------------------------------------------------------------
