@@ -31,8 +31,8 @@ import torch
 
 from makemore.config import DataConfig, TrainConfig
 from makemore.data import load_dataset
-from makemore.fast import SpeedOptions, accelerate
 from makemore.models import create_model, model_config, model_names
+from makemore.speed import SpeedOptions
 from makemore.train import Trainer
 
 NAMES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "names.txt"
@@ -98,7 +98,7 @@ def model_options(text: str) -> dict[str, Any]:
 
 
 def measure(name: str, batch: int, mode: str, device: torch.device, dataset, steps: int, repeats: int,
-            warmup: int, dtype: str, sizes: str = "defaults", options: str = "") -> dict[str, float | str]:
+            warmup: int, dtype: str, sizes: str = "defaults", options: str = "", fast_paths: bool = True) -> dict[str, float | str]:
     """Median steps/s of one (model, batch size, mode), with warm-up time and peak memory."""
     compile_, graph = MODES[mode]
     torch.manual_seed(0)
@@ -106,14 +106,14 @@ def measure(name: str, batch: int, mode: str, device: torch.device, dataset, ste
                        **(sizes_for(name, sizes, dataset.block_size) | model_options(options)))
     model = create_model(cfg).to(device)
     tcfg = TrainConfig(steps=10**9, batch_size=batch, schedule="constant", device=device.type)
-    trainer = Trainer(model, dataset, tcfg, device)
-    if trainer.optimizer is None:
-        return {"model": name, "batch": batch, "mode": mode, "error": "no gradient training"}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    accelerate(trainer, SpeedOptions(compile=compile_, cuda_graph=graph, dtype=dtype), stream=sys.stderr)
-    step = trainer.step_fn or (lambda: trainer.train_step(*trainer.get_batch()))
+    speed = SpeedOptions(compile=compile_, cuda_graph=graph, dtype=dtype, fast_paths=fast_paths)
+    trainer = Trainer(model, dataset, tcfg, device, speed=speed, stream=sys.stderr)
+    if trainer.optimizer is None:
+        return {"model": name, "batch": batch, "mode": mode, "error": "no gradient training"}
+    step = trainer.step
     for _ in range(warmup):
         step()
         trainer.state.step += 1
@@ -138,7 +138,8 @@ def measure_fresh(name: str, batch: int, mode: str, a: argparse.Namespace) -> di
     """`measure` in a fresh process (CPU): its peak resident memory belongs to this one row
     (the interpreter and PyTorch included), not to every row measured before it."""
     row = {"name": name, "batch": batch, "mode": mode, "steps": a.steps, "repeats": a.repeats, "warmup": a.warmup,
-           "dtype": a.dtype, "sizes": a.sizes, "data": a.data, "threads": a.threads, "set": a.set}
+           "dtype": a.dtype, "sizes": a.sizes, "data": a.data, "threads": a.threads, "set": a.set,
+           "fast_paths": not a.no_fast_paths}
     proc = subprocess.run([sys.executable, __file__, "--_row", json.dumps(row)], capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError((proc.stderr.strip().splitlines() or ["the measuring process failed"])[-1])
@@ -151,7 +152,7 @@ def _row_main(spec: str) -> int:
         torch.set_num_threads(r["threads"])
     dataset = load_dataset(DataConfig(input=r["data"] if Path(r["data"]).is_file() else None))
     print(json.dumps(measure(r["name"], r["batch"], r["mode"], torch.device("cpu"), dataset, r["steps"], r["repeats"],
-                             r["warmup"], r["dtype"], r["sizes"], r["set"])))
+                             r["warmup"], r["dtype"], r["sizes"], r["set"], r["fast_paths"])))
     return 0
 
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="makemore", choices=["makemore", "defaults"],
                    help="model sizes: Karpathy's makemore defaults (for the ratio to its figures) or ours")
     p.add_argument("--set", default="", help="model options for every model, e.g. attention=manual,n_embd=128")
+    p.add_argument("--no-fast-paths", action="store_true", help="the models' reference code only (makemore.speed off)")
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)  # one measurement, in a child process
     a = p.parse_args(argv)
     if a._row:
@@ -200,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             for batch in batches if mode in best_modes else batches[:1]:
                 try:
-                    r = (measure(name, batch, mode, device, dataset, a.steps, a.repeats, a.warmup, a.dtype, a.sizes, a.set)
+                    r = (measure(name, batch, mode, device, dataset, a.steps, a.repeats, a.warmup, a.dtype, a.sizes, a.set,
+                                 not a.no_fast_paths)
                          if cuda else measure_fresh(name, batch, mode, a))
                 except Exception as e:  # noqa: BLE001 - one failing configuration should not end the table
                     r = {"model": name, "batch": batch, "mode": mode, "error": str(e).splitlines()[0][:80]}

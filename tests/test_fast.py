@@ -1,5 +1,6 @@
-"""Speed features against their slow references: cached generation, padding trimming, fused
-optimizers, presets, and (with a GPU) the CUDA-graph step."""
+"""The speed layer against its references: each CPU fast path equals the model's own code
+(float64), cached generation equals a full rerun, fused optimizers, presets, and (with a GPU)
+the CUDA-graph step."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import pytest
 import torch
 from torch import nn
 
+from makemore.callbacks import StopAtValLoss
 from makemore.cli import build_parser
 from makemore.config import DataConfig, TrainConfig
-from makemore.data import BOUNDARY, load_dataset
+from makemore.data import BOUNDARY, IGNORE, load_dataset
 from makemore.errors import MakemoreError
-from makemore.fast import PRESETS, SpeedOptions, StopAtValLoss, accelerate
+from makemore.fast import PRESETS
 from makemore.models import create_model, model_config
 from makemore.sampling import generate
-from makemore.train import Trainer, make_optimizer
+from makemore.speed import SpeedOptions, fast_loss
+from makemore.speed.optim import LeanAdamW
+from makemore.speed.recurrent import RecurrentLoss, applies, written_out
+from makemore.speed.rows import PositionwiseLoss, TransformerLoss, TrimmedLoss
+from makemore.train import ModelLoss, Trainer, make_optimizer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CACHED = ["transformer", "rnn", "gru", "lstm"]
@@ -76,25 +82,104 @@ def test_transformer_cache_refuses_a_position_past_the_block() -> None:
         m.forward_step(torch.zeros(1, dtype=torch.long), cache)
 
 
+# --- the CPU fast paths, each against the model's own code ------------------------------------
+
+FAST = ["mlp", "wavenet", "bow", "transformer", "rnn", "gru", "lstm", "bigram"]
+V, T, B = 27, 16, 8
+
+
+def _ragged_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Padding as in a batch of names: item i ends at position T-3-i%4 (the last two columns are
+    padding throughout, so trimming drops them)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, V, (B, T), generator=g)
+    y = torch.randint(0, V, (B, T), generator=g)
+    for i in range(B):
+        y[i, T - 3 - i % 4 :] = IGNORE
+    return x, y
+
+
+def test_every_family_with_a_fast_path_is_registered() -> None:
+    kinds = {name: type(fast_loss(create_model(model_config(name, vocab_size=V, block_size=T)))) for name in FAST}
+    assert kinds == {"mlp": PositionwiseLoss, "wavenet": PositionwiseLoss, "bow": PositionwiseLoss,
+                     "transformer": TransformerLoss, "rnn": RecurrentLoss, "gru": RecurrentLoss,
+                     "lstm": RecurrentLoss, "bigram": TrimmedLoss}
+    assert fast_loss(create_model(model_config("mlp-manual", vocab_size=V, block_size=T))) is None
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_path_equals_the_model_in_float64(name: str) -> None:
+    """The speed layer's training loss (trimmed columns; positions with a target; written-out
+    recurrence) gives the model's own loss and every gradient of it, on ragged padding."""
+    torch.manual_seed(0)
+    model = create_model(model_config(name, vocab_size=V, block_size=T)).double()
+    with torch.no_grad():  # away from the near-uniform init
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    x, y = _ragged_batch()
+    fast, reference = fast_loss(model), ModelLoss(model)
+    loss = fast(x, y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    ref = reference(x, y)
+    ref_grads = torch.autograd.grad(ref, list(model.parameters()))
+    if model.config.norm != "batch":  # the reference itself: every position's logits, padding ignored
+        logits = model(x)[0]
+        keep = y != IGNORE
+        assert abs(ref.item() - torch.nn.functional.cross_entropy(logits[keep], y[keep]).item()) < 1e-12
+    assert abs(loss.item() - ref.item()) < 1e-12
+    for (pname, _), g, h in zip(model.named_parameters(), grads, ref_grads):
+        assert torch.allclose(g, h, rtol=1e-9, atol=1e-12), pname
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+@pytest.mark.parametrize("final_state_used", [True, False])
+def test_written_out_recurrence_equals_pytorch_in_float64(kind: str, final_state_used: bool) -> None:
+    """The CPU RNN's and GRU's hand-written recurrence and backpropagation through time
+    (TanhRNNFunction, GRUFunction) give nn.RNN's / nn.GRU's outputs, final state and gradients
+    (inputs, start state, every weight and bias)."""
+    module, backward = {"rnn": (nn.RNN, "TanhRNNFunctionBackward"), "gru": (nn.GRU, "GRUFunctionBackward")}[kind]
+    torch.manual_seed(0)
+    rnn = module(4, 6, batch_first=True).double()
+    assert applies(rnn)
+    x = torch.randn(5, 7, 4, dtype=torch.double, requires_grad=True)
+    h0 = torch.randn(1, 5, 6, dtype=torch.double, requires_grad=True)
+    g_out, g_last = torch.randn(5, 7, 6, dtype=torch.double), torch.randn(1, 5, 6, dtype=torch.double)
+    results = []
+    for run in (rnn, lambda a, b: written_out(rnn, a, b)):
+        out, last = run(x, h0)
+        loss = (out * g_out).sum() + ((last * g_last).sum() if final_state_used else 0)
+        results.append((out, last, torch.autograd.grad(loss, [x, h0, *rnn.parameters()])))
+    (out_r, last_r, grads_r), (out_m, last_m, grads_m) = results
+    assert out_m.grad_fn.name() == backward  # the written-out path ran
+    assert torch.allclose(out_m, out_r, atol=1e-13) and torch.allclose(last_m, last_r, atol=1e-13)
+    for a, b in zip(grads_m, grads_r):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_written_out_recurrence_is_for_one_layer_tanh_only() -> None:
+    assert applies(nn.GRU(4, 6, batch_first=True)) and applies(nn.RNN(4, 6, batch_first=True))
+    assert not applies(nn.GRU(4, 6, num_layers=2, batch_first=True))  # PyTorch's own stacked kernel
+    assert not applies(nn.RNN(4, 6, nonlinearity="relu", batch_first=True))
+    assert not applies(nn.LSTM(4, 6, batch_first=True))
+
+
 # --- the training step ----------------------------------------------------------------------
 
 
-def _trainer(names_file, name: str = "transformer", trim: bool = True, fused: bool | None = None, **kw: object) -> Trainer:
+def _trainer(names_file, name: str = "transformer", fast_paths: bool = True, fused: bool | None = None,
+             lr: float = 3e-3, **kw: object) -> Trainer:
     ds = load_dataset(DataConfig(input=str(names_file)))
     torch.manual_seed(0)
     m = create_model(model_config(name, vocab_size=ds.vocab.size, block_size=ds.block_size, **kw))
-    cfg = TrainConfig(steps=50, batch_size=16, lr=3e-3, schedule="constant", device="cpu")
-    t = Trainer(m, ds, cfg, torch.device("cpu"), optimizer=make_optimizer(m, cfg, fused=fused))
-    t.trim_padding = trim
-    return t
+    cfg = TrainConfig(steps=50, batch_size=16, lr=lr, schedule="constant", device="cpu")
+    opt = make_optimizer(m, cfg, fused=fused) if fused is not None else None
+    return Trainer(m, ds, cfg, torch.device("cpu"), optimizer=opt, speed=SpeedOptions(fast_paths=fast_paths))
 
 
 @pytest.mark.parametrize("name", ["transformer", "gru", "mlp", "bow", "bigram"])
-def test_skipping_padding_columns_changes_no_loss_or_gradient(names_file, name: str) -> None:
-    a, b = _trainer(names_file, name, trim=True), _trainer(names_file, name, trim=False)
-    for t in (a, b):  # lr 0: the step leaves the parameters alone and the gradients in .grad
-        t.optimizer = torch.optim.SGD(t.model.parameters(), lr=0.0)
-    for _ in range(3):
+def test_fast_paths_change_no_loss_or_gradient_of_a_training_step(names_file, name: str) -> None:
+    a, b = _trainer(names_file, name, lr=0.0), _trainer(names_file, name, fast_paths=False, lr=0.0)
+    for _ in range(3):  # lr 0: the step leaves the parameters alone and the gradients in .grad
         x, y = a.get_batch()
         b.get_batch()
         la, lb = a.train_step(x, y), b.train_step(x, y)
@@ -103,12 +188,9 @@ def test_skipping_padding_columns_changes_no_loss_or_gradient(names_file, name: 
             assert torch.allclose(pa.grad, pb.grad, atol=1e-6)
 
 
-def test_trimming_is_off_with_batchnorm(names_file) -> None:
-    ds = load_dataset(DataConfig(input=str(names_file)))
-    bn = create_model(model_config("mlp", vocab_size=ds.vocab.size, block_size=ds.block_size, norm="batch"))
-    plain = create_model(model_config("mlp", vocab_size=ds.vocab.size, block_size=ds.block_size))
-    assert not Trainer(bn, ds, TrainConfig(device="cpu"), torch.device("cpu")).trim_padding
-    assert Trainer(plain, ds, TrainConfig(device="cpu"), torch.device("cpu")).trim_padding
+def test_fast_paths_choose_the_lean_adamw_and_switch_off(names_file) -> None:
+    assert type(_trainer(names_file, "gru").optimizer) is LeanAdamW
+    assert type(_trainer(names_file, "gru", fast_paths=False).optimizer) is torch.optim.AdamW
 
 
 def test_fused_adamw_matches_the_reference_loop(names_file) -> None:
@@ -131,22 +213,41 @@ def test_cpu_defaults_to_fused_optimizers() -> None:
 
 
 def test_speed_options_reject_what_the_cpu_cannot_do(names_file) -> None:
-    t = _trainer(names_file)
+    ds = load_dataset(DataConfig(input=str(names_file)))
+    m = create_model(model_config("bigram", vocab_size=ds.vocab.size, block_size=ds.block_size))
+    cpu, cfg = torch.device("cpu"), TrainConfig(device="cpu")
     with pytest.raises(MakemoreError, match="bf16 is for CUDA"):
-        accelerate(t, SpeedOptions(dtype="bf16"))
+        Trainer(m, ds, cfg, cpu, speed=SpeedOptions(dtype="bf16"))
     with pytest.raises(MakemoreError, match="--cuda-graph on: CUDA graphs need a CUDA device"):
-        accelerate(t, SpeedOptions(cuda_graph="on"))
-    accelerate(t, SpeedOptions())  # auto: nothing to capture on the CPU, training stays eager
-    assert t.step_fn is None
+        Trainer(m, ds, cfg, cpu, speed=SpeedOptions(cuda_graph="on"))
+    out = io.StringIO()
+    assert not Trainer(m, ds, cfg, cpu, speed=SpeedOptions(), stream=out).uses_cuda_graph  # auto: stays eager
+    assert out.getvalue() == ""  # nothing to say on the CPU
 
 
 def test_stop_at_val_loss_stops_the_run(names_file) -> None:
-    t = _trainer(names_file, "bigram")
+    ds = load_dataset(DataConfig(input=str(names_file)))
+    m = create_model(model_config("bigram", vocab_size=ds.vocab.size, block_size=ds.block_size))
     stop = StopAtValLoss(target=100.0)  # reached at the first evaluation
-    t.callbacks.append(stop)
-    t.cfg = dataclasses.replace(t.cfg, eval_interval=5, steps=1000)
+    t = Trainer(m, ds, TrainConfig(steps=1000, batch_size=16, eval_interval=5, device="cpu"), torch.device("cpu"), [stop])
     t.fit()
-    assert t.state.step == 5 and stop.reached_at is not None
+    assert t.state.step == 5 and stop.reached_at is not None and t.stop_requested
+
+
+def test_nothing_outside_train_py_assigns_to_a_trainer() -> None:
+    """The Trainer is built by its constructor alone: no module of the package sets its
+    attributes (a callback asks with `request_stop()`)."""
+    import re
+    from pathlib import Path
+
+    import makemore
+
+    pattern = re.compile(r"\btrainer\.[A-Za-z_]+(\.[A-Za-z_]+)* *(=(?!=)|\+=|-=)|\.(train_model|step_fn|trim_padding|stop_requested) *=(?!=)")
+    root = Path(makemore.__file__).parent
+    found = [f"{path.relative_to(root)}:{i}: {line.strip()}" for path in sorted(root.rglob("*.py")) if path.name != "train.py"
+             for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert found == []
+    assert pattern.search("trainer.stop_requested = True") and pattern.search("t.train_model = wrap(m)")
 
 
 def test_preset_fills_only_options_not_given(tmp_path) -> None:
@@ -170,8 +271,8 @@ def test_graph_captured_step_follows_the_eager_step(tiny_file, name: str) -> Non
     for graph in ("on", "off"):
         torch.manual_seed(0)
         m = create_model(model_config(name, vocab_size=ds.vocab.size, block_size=ds.block_size)).cuda()
-        t = accelerate(Trainer(m, ds, cfg, torch.device("cuda")), SpeedOptions(cuda_graph=graph, tf32=False))
-        assert (t.step_fn is not None) == (graph == "on")
+        t = Trainer(m, ds, cfg, torch.device("cuda"), speed=SpeedOptions(cuda_graph=graph, tf32=False))
+        assert t.uses_cuda_graph == (graph == "on")
         t.fit()
         runs.append((t.state.last_loss, [p.detach().clone() for p in m.parameters()]))
     (la, pa), (lb, pb) = runs
@@ -188,12 +289,12 @@ def test_the_monitor_keeps_steps_eager_on_cuda(tiny_file) -> None:
 
     ds = load_dataset(DataConfig(input=str(tiny_file))).to(torch.device("cuda"))
     m = create_model(model_config("mlp", vocab_size=ds.vocab.size, block_size=ds.block_size)).cuda()
-    t = Trainer(m, ds, TrainConfig(steps=5, batch_size=8, device="cuda"), torch.device("cuda"), [MonitorCallback(every=2)])
+    cfg, cuda_ = TrainConfig(steps=5, batch_size=8, device="cuda"), torch.device("cuda")
     with pytest.raises(MakemoreError, match="--cuda-graph on: the training-health monitor"):
-        accelerate(t, SpeedOptions(cuda_graph="on"))
+        Trainer(m, ds, cfg, cuda_, monitor=MonitorCallback(every=2), speed=SpeedOptions(cuda_graph="on"))
     out = io.StringIO()
-    accelerate(t, SpeedOptions(cuda_graph="auto"), stream=out)
-    assert t.step_fn is None and "no CUDA graph: the training-health monitor" in out.getvalue()
+    t = Trainer(m, ds, cfg, cuda_, monitor=MonitorCallback(every=2), speed=SpeedOptions(cuda_graph="auto"), stream=out)
+    assert not t.uses_cuda_graph and "no CUDA graph: the training-health monitor" in out.getvalue()
 
 
 @cuda
@@ -203,7 +304,8 @@ def test_an_eager_training_step_never_waits_for_the_gpu(tiny_file, name: str) ->
     # (a BatchNorm model's row selection is the known exception, hence not in this list)
     ds = load_dataset(DataConfig(input=str(tiny_file))).to(torch.device("cuda"))
     m = create_model(model_config(name, vocab_size=ds.vocab.size, block_size=ds.block_size)).cuda()
-    t = Trainer(m, ds, TrainConfig(steps=10, batch_size=16, schedule="cosine", device="cuda"), torch.device("cuda"))
+    t = Trainer(m, ds, TrainConfig(steps=10, batch_size=16, schedule="cosine", device="cuda"), torch.device("cuda"),
+                speed=SpeedOptions(cuda_graph="off"))
     t.train_step(*t.get_batch())  # lazy optimizer state first
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

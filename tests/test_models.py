@@ -14,9 +14,6 @@ from makemore.models import create_model, model_config, model_names
 V, T, B = 27, 16, 8
 
 
-ROWS_ONLY = ["mlp", "bow", "transformer"]  # position-wise work on the positions with a target only (CPU)
-
-
 def make(name: str, **kw):
     torch.manual_seed(0)
     return create_model(model_config(name, vocab_size=V, block_size=T, **kw))
@@ -39,37 +36,17 @@ def test_forward_shapes_and_finite(name):
     assert loss.dim() == 0 and torch.isfinite(loss) and torch.isfinite(logits).all()
     logits2, loss2 = model(x)
     assert loss2 is None
-    if model.config.norm == "batch" or name in ROWS_ONLY:
-        # with targets, position-wise models compute the positions that have one (BatchNorm: its
-        # batch statistics; on the CPU: no work on padding); those logits equal the full batch's
+    if model.config.norm == "batch":
+        # with targets, BatchNorm models compute the positions that have one (the batch
+        # statistics describe real characters); those logits equal the full batch's
         keep = y != IGNORE
         model.eval()  # running statistics: the rows chosen no longer matter
         full, rows_only = model(x)[0], model(x, y)[0]
         assert torch.allclose(rows_only[keep], full[keep], atol=1e-6)
-        if name in ROWS_ONLY:  # padding positions are left at 0
+        if hasattr(model, "features"):  # positionwise_forward leaves padding positions at 0
             assert (rows_only[~keep] == 0).all()
     else:
         assert torch.equal(logits, logits2)
-
-
-@pytest.mark.parametrize("name", ROWS_ONLY)
-def test_rows_only_equals_full_batch_in_float64(name):
-    """On the CPU the mlp, the bow and the transformer skip the positions without a target (the padding after
-    each item); the loss and every gradient equal those of the full batch, whose padding logits the
-    loss ignores. Padding here is ragged, as in a batch of names: item i ends at position T-1-i%4."""
-    model = make(name).double()
-    x, y = batch()
-    for i in range(B):
-        y[i, T - 1 - i % 4 :] = IGNORE
-    _, loss = model(x, y)  # rows only
-    grads = torch.autograd.grad(loss, list(model.parameters()))
-    logits = model(x)[0]  # every position (no targets)
-    keep = y != IGNORE
-    full = F.cross_entropy(logits[keep], y[keep])
-    full_grads = torch.autograd.grad(full, list(model.parameters()))
-    assert abs(loss.item() - full.item()) < 1e-12
-    for (pname, _), g, h in zip(model.named_parameters(), grads, full_grads):
-        assert torch.allclose(g, h, rtol=1e-9, atol=1e-12), pname
 
 
 @pytest.mark.parametrize("name", model_names())
@@ -214,44 +191,3 @@ def test_written_out_attention_equals_the_fused_kernel_in_float64():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="unknown attention 'flash'; choose sdpa or manual"):
         create_model(model_config("transformer", attention="flash"))
-
-
-@pytest.mark.parametrize("kind", ["rnn", "gru"])
-@pytest.mark.parametrize("final_state_used", [True, False])
-def test_written_out_recurrence_equals_pytorch_in_float64(kind, final_state_used):
-    """The CPU RNN's and GRU's hand-written recurrence and backpropagation through time
-    (TanhRNNFunction, GRUFunction) give nn.RNN's / nn.GRU's outputs, final state and gradients
-    (inputs, start state, every weight and bias)."""
-    from torch import nn
-
-    from makemore.models.rnn import TanhRNN, WrittenGRU
-
-    reference, written, backward = {"rnn": (nn.RNN, TanhRNN, "TanhRNNFunctionBackward"),
-                                    "gru": (nn.GRU, WrittenGRU, "GRUFunctionBackward")}[kind]
-    torch.manual_seed(0)
-    ref = reference(4, 6, batch_first=True).double()
-    mine = written(4, 6, batch_first=True).double()
-    mine.load_state_dict(ref.state_dict())  # the same parameters under the same names
-    x = torch.randn(5, 7, 4, dtype=torch.double, requires_grad=True)
-    h0 = torch.randn(1, 5, 6, dtype=torch.double, requires_grad=True)
-    g_out, g_last = torch.randn(5, 7, 6, dtype=torch.double), torch.randn(1, 5, 6, dtype=torch.double)
-    results = []
-    for m in (ref, mine):
-        out, last = m(x, h0)
-        loss = (out * g_out).sum() + ((last * g_last).sum() if final_state_used else 0)
-        results.append((out, last, torch.autograd.grad(loss, [x, h0, *m.parameters()])))
-    (out_r, last_r, grads_r), (out_m, last_m, grads_m) = results
-    assert out_m.grad_fn.name() == backward  # the written-out path ran
-    assert torch.allclose(out_m, out_r, atol=1e-13) and torch.allclose(last_m, last_r, atol=1e-13)
-    for a, b in zip(grads_m, grads_r):
-        assert torch.allclose(a, b, atol=1e-12)
-
-
-@pytest.mark.parametrize("kind", ["rnn", "gru"])
-def test_recurrent_models_train_through_the_written_out_path_and_fall_back_for_two_layers(kind):
-    x, y = batch()
-    one = make(kind)
-    assert "Function" in type(one.rnn(one.wte(x), one.initial_state(B))[0].grad_fn).__name__
-    two = make(kind, n_layer=2)  # PyTorch's own stacked kernel
-    out, _ = two.rnn(two.wte(x), two.initial_state(B))
-    assert "Function" not in type(out.grad_fn).__name__

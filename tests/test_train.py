@@ -140,7 +140,7 @@ def test_lean_adamw_is_pytorch_fused_adamw_to_the_bit():
     equal parameters and moments after every step, through learning-rate changes, two weight-decay
     groups, a step where one parameter has no gradient (handed to PyTorch), a state-dict round trip
     into a fresh optimizer, and step hooks that run once per step on either path."""
-    from makemore.train import LeanAdamW
+    from makemore.speed.optim import LeanAdamW
 
     g = torch.Generator().manual_seed(0)
     shapes = [(27, 16), (16, 8), (8,), (27,)]
@@ -179,10 +179,11 @@ def test_lean_adamw_is_pytorch_fused_adamw_to_the_bit():
     assert calls == ["pre", "post"] * 8  # hooks of the first optimizer, steps 0-7, once each
 
 
-def test_make_optimizer_uses_lean_adamw_on_the_cpu():
+def test_make_optimizer_builds_the_lean_adamw_when_asked():
     from makemore.models import create_model
-    from makemore.train import LeanAdamW
+    from makemore.speed.optim import LeanAdamW
 
     model = create_model(model_config("rnn", vocab_size=27, block_size=16))
-    assert type(make_optimizer(model, TrainConfig())) is LeanAdamW
-    assert type(make_optimizer(model, TrainConfig(), fused=False)) is torch.optim.AdamW
+    assert type(make_optimizer(model, TrainConfig(), lean=True)) is LeanAdamW
+    assert type(make_optimizer(model, TrainConfig())) is torch.optim.AdamW
+    assert type(make_optimizer(model, TrainConfig(), fused=False, lean=True)) is torch.optim.AdamW

@@ -1,4 +1,4 @@
-"""Callbacks that plug into `Trainer`: metrics file, progress display, checkpoints, TensorBoard."""
+"""Callbacks that plug into `Trainer`: metrics file, progress display, checkpoints, TensorBoard, a target loss."""
 
 from __future__ import annotations
 
@@ -120,11 +120,9 @@ class Checkpointer:
 
     def checkpoint(self, trainer: Trainer) -> Checkpoint:
         m, t, d = self.configs
-        module = getattr(trainer.model, "module", trainer.model)  # unwrap DistributedDataParallel
-        module = getattr(module, "_orig_mod", module)  # unwrap torch.compile
         return Checkpoint(
             model_config=m, train_config=t, data_config=d, vocab=self.vocab, step=trainer.state.step,
-            model_state=module.state_dict(),
+            model_state=trainer.model.state_dict(),
             optimizer_state=trainer.optimizer.state_dict() if trainer.optimizer else None,
             rng_state=trainer.rng_state(), best_val=trainer.state.best_val, elapsed=trainer.state.elapsed,
         )
@@ -187,3 +185,17 @@ class MonitorTensorBoard:
         if self.monitor_cb.monitor is not None:
             self.tb.update(self.monitor_cb.monitor, final=True)
         self.tb.close()
+
+
+class StopAtValLoss:
+    """Stops training once the validation loss first reaches `target` (nats/char)."""
+
+    def __init__(self, target: float) -> None:
+        self.target = target
+        self.reached_at: dict[str, float] | None = None
+
+    def on_eval(self, trainer: Trainer, metrics: dict[str, float]) -> None:
+        val = metrics.get("val_loss")
+        if val is not None and val <= self.target and self.reached_at is None:
+            self.reached_at = dict(metrics)
+            trainer.request_stop()

@@ -189,7 +189,7 @@ class _PresetAction(argparse.Action):
 def add_speed_options(p: argparse.ArgumentParser) -> None:
     from .fast import PRESETS
 
-    g = p.add_argument_group("speed (see makemore.fast; several processes: torchrun --nproc_per_node=K -m makemore train ...)")
+    g = p.add_argument_group("speed (see makemore.speed; several processes: torchrun --nproc_per_node=K -m makemore train ...)")
     g.add_argument("--preset", choices=sorted(PRESETS), action=_PresetAction, default=None,
                    help="a tuned configuration; 'fast' is the quickest to a validation NLL of 2.00 on names.txt "
                         "(options given before --preset are kept, options after it override it)")
@@ -197,6 +197,9 @@ def add_speed_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", choices=["float32", "bf16"], default="float32", help="bf16: autocast on CUDA")
     g.add_argument("--cuda-graph", choices=["auto", "on", "off"], default="auto",
                    help="capture the whole training step in a CUDA graph (auto: on CUDA where possible)")
+    g.add_argument("--no-fast-paths", action="store_true",
+                   help="train through the models' reference code only: no written-out RNN/GRU, no positions-with-a-target "
+                        "losses, PyTorch's own AdamW (for debugging; the fast paths compute the same)")
     g.add_argument("--stop-at-val-loss", type=float, default=None, help="stop once the validation loss reaches this")
     g.add_argument("--threads", type=_at_least_one, default=None,
                    help="CPU threads per process (default: PyTorch's choice; 1 is often faster for these small models "
@@ -212,27 +215,30 @@ def cmd_train(a: argparse.Namespace) -> int:
     out = a.out or f"runs/{a.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     tcfg = train_config_from_args(a, default_steps=None if a.resume else TrainConfig.steps)
     extra: tuple[object, ...] = ()
+    monitor = None
     a.monitor = a.monitor or a.monitor_every is not None
     if a.monitor:
         from .diagnostics.doctor import MonitorCallback
         from .diagnostics.monitor import DEFAULT_EVERY
 
-        extra = (MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out),)
+        monitor = MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out)
         if a.tensorboard:
             from .callbacks import MonitorTensorBoard
 
-            extra += (MonitorTensorBoard(extra[0], Path(out) / "tensorboard"),)
-    from .fast import SpeedOptions, StopAtValLoss
+            extra += (MonitorTensorBoard(monitor, Path(out) / "tensorboard"),)
+    from .callbacks import StopAtValLoss
+    from .speed import SpeedOptions
 
     if a.stop_at_val_loss is not None:
         extra += (StopAtValLoss(a.stop_at_val_loss),)
-    speed = SpeedOptions(compile=a.compile, cuda_graph=a.cuda_graph, dtype=a.dtype)
+    speed = SpeedOptions(compile=a.compile, cuda_graph=a.cuda_graph, dtype=a.dtype, fast_paths=not a.no_fast_paths)
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
     result = train_run(data_config_from_args(a), model_config_from_args(a), tcfg, out, resume=a.resume,
-                       tensorboard=a.tensorboard, n_samples=a.samples, extra_callbacks=extra, speed=speed)
+                       tensorboard=a.tensorboard, n_samples=a.samples, extra_callbacks=extra, speed=speed,
+                       monitor=monitor)
     print(f"run directory: {result.run_dir}")
     if a.monitor:
         print(f"training health report: {result.run_dir / 'report.html'}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+from torch import nn
 
 from .batchnorm import calibrate_loaded, fold_for_inference
 from .callbacks import Checkpointer, MetricsLogger, Progress, StepZeroReport, TensorBoardLogger, require_tensorboard
@@ -27,10 +28,10 @@ from .data import Dataset, Vocab, build_splits, load_dataset, read_items
 from .errors import MakemoreError
 from . import dist
 from .evaluate import evaluate_split
-from .fast import SpeedOptions, accelerate
 from .models import create_model, n_params
 from .sampling import generate, novelty
-from .train import Trainer, TrainState, validate_train_config
+from .speed import SpeedOptions
+from .train import Trainer, TrainState, Watcher, validate_train_config
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,6 +43,21 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise MakemoreError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
+
+
+def setup_model(model_cfg: ModelConfig, dataset: Dataset, device: torch.device, seed: int) -> tuple[ModelConfig, nn.Module]:
+    """The model `model_cfg` describes, sized to `dataset` (vocabulary, block size), initialized
+    from `seed` and moved to `device`; returns the sized config with it.
+
+    The one place a run's model is built: `train_run`, the doctor and the lab go through it.
+    """
+    model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
+    torch.manual_seed(seed)  # initialization (and later dropout) draw from the global generator
+    try:
+        model = create_model(model_cfg)
+    except ValueError as e:
+        raise MakemoreError(f"cannot build model {model_cfg.name!r}: {e}") from None
+    return model_cfg, model.to(device)
 
 
 @dataclass
@@ -75,10 +91,12 @@ def train_run(
     extra_callbacks: tuple[Any, ...] = (),
     n_samples: int = 10,
     speed: SpeedOptions | None = None,
+    monitor: Watcher | None = None,
 ) -> RunResult:
     """Train a model in run directory `out` (new, or continued with `resume=True`).
 
-    `speed` turns on torch.compile, bf16 autocast and the CUDA-graph step (`makemore.fast`).
+    `speed` turns on torch.compile, bf16 autocast and the CUDA-graph step, or off the CPU fast
+    paths (`makemore.speed`). `monitor` watches training (the diagnostics monitor).
     Started by torchrun (WORLD_SIZE > 1), every process trains its slice of each batch under
     DistributedDataParallel and rank 0 alone writes the run directory (`makemore.dist`).
 
@@ -109,7 +127,6 @@ def train_run(
     else:
         validate_train_config(train_cfg)
         dataset = load_dataset(data_cfg)
-        model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
         if tensorboard:
             require_tensorboard()  # fail before the run directory exists
         if info.is_main:
@@ -118,7 +135,7 @@ def train_run(
     try:
         with dist.guard():
             return _train_in_dir(run, dataset, data_cfg, model_cfg, train_cfg, device, ckpt, tensorboard, stream,
-                                 extra_callbacks, n_samples, info, speed or SpeedOptions())
+                                 extra_callbacks, n_samples, info, speed or SpeedOptions(), monitor)
     except BaseException:
         # a run that failed before its first checkpoint leaves nothing behind that looks like a run
         if created and not run.last.exists():
@@ -130,15 +147,11 @@ def _train_in_dir(
     run: RunDir, dataset: Dataset, data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig,
     device: torch.device, ckpt: Checkpoint | None, tensorboard: bool, stream: IO[str],
     extra_callbacks: tuple[Any, ...], n_samples: int, info: dist.DistInfo, speed: SpeedOptions,
+    monitor: Watcher | None,
 ) -> RunResult:
-    torch.manual_seed(train_cfg.seed)  # initialization and dropout draw from the global generator
-    try:
-        model = create_model(model_cfg)
-    except ValueError as e:
-        raise MakemoreError(f"cannot build model {model_cfg.name!r}: {e}") from None
+    model_cfg, model = setup_model(model_cfg, dataset, device, train_cfg.seed)
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
-    model.to(device)
     data = dataset.to(device)
     if ckpt is None and info.is_main:
         atomic_write_json(run.config, {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)})
@@ -152,14 +165,12 @@ def _train_in_dir(
         callbacks.append(TensorBoardLogger(run.path / "tensorboard"))
     callbacks += list(extra_callbacks)
     if not info.is_main:
-        callbacks = []  # rank 0 alone logs and writes checkpoints
-    trainer = Trainer(model, data, train_cfg, device, callbacks, rank=info.rank, world_size=info.world_size)
+        callbacks, monitor = [], None  # rank 0 alone logs and writes checkpoints
+    trainer = Trainer(model, data, train_cfg, device, callbacks, rank=info.rank, world_size=info.world_size,
+                      speed=speed, monitor=monitor, stream=stream if info.is_main else io.StringIO())
     if ckpt is not None:
-        if trainer.optimizer is not None and ckpt.optimizer_state is not None:
-            trainer.optimizer.load_state_dict(ckpt.optimizer_state)
-        if ckpt.rng_state is not None:
-            trainer.load_rng_state(ckpt.rng_state)
-        trainer.state = TrainState(step=ckpt.step, elapsed=ckpt.elapsed, best_val=ckpt.best_val)
+        trainer.restore(TrainState(step=ckpt.step, elapsed=ckpt.elapsed, best_val=ckpt.best_val),
+                        ckpt.optimizer_state, ckpt.rng_state)
         if info.is_main:
             stream.write(f"resuming {run.path} at step {ckpt.step}\n")
     elif info.is_main:
@@ -168,11 +179,8 @@ def _train_in_dir(
             f"{len(dataset.splits['train'].items)} train / {len(dataset.splits['val'].items)} val / "
             f"{len(dataset.splits['test'].items)} test items, vocabulary {dataset.vocab.size}, device {device}\n"
         )
-    if info.world_size > 1:
-        trainer.train_model = dist.wrap(model, device)
-        if info.is_main:
-            stream.write(f"data parallel: {info.world_size} processes ({info.backend}), {train_cfg.batch_size // info.world_size} items each per step\n")
-    accelerate(trainer, speed, stream if info.is_main else io.StringIO())
+    if info.world_size > 1 and info.is_main:
+        stream.write(f"data parallel: {info.world_size} processes ({info.backend}), {train_cfg.batch_size // info.world_size} items each per step\n")
     try:
         state = trainer.fit()
     except KeyboardInterrupt:

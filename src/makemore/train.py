@@ -1,27 +1,34 @@
 """The training loop: batches, optimizer, learning-rate schedule, evaluation, callbacks.
 
-The loop knows no model family and no diagnostics: anything that watches or records
-training (metrics files, progress bars, checkpoints, the diagnostics monitor) is a
-`Callback`. Batches are gathered by index from tensors already on the device, and the loss
-is read back to the host only at logging and evaluation steps.
+The loop knows no model family and no diagnostics: anything that records training (metrics
+files, progress bars, checkpoints) is a `Callback`, and a monitor that watches through hooks
+is a `Watcher`. The training step is built once, when the Trainer is constructed, from explicit
+options (`makemore.speed.SpeedOptions`, data parallelism, the monitor). Batches come from a
+`Sampler` (default: whole items gathered by index from tensors already on the device), and the
+loss is read back to the host only at logging and evaluation steps.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import torch
 from torch import nn
 
+from . import dist
 from .config import TrainConfig
-from .data import IGNORE, Dataset
-from .dist import all_max, all_sum
+from .data import IGNORE, Dataset, Split
 from .errors import MakemoreError
 from .evaluate import evaluate_split
+from .speed import SpeedOptions, fast_loss
+from .speed.compile import autocast, compile_module, first_line, note
+from .speed.graph import GraphedStep
+from .speed.optim import LeanAdamW
 
 
 # ---------------------------------------------------------------------------------------------
@@ -49,85 +56,15 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     raise MakemoreError(f"unknown learning-rate schedule {cfg.schedule!r}; choose constant, step or cosine")
 
 
-class LeanAdamW(torch.optim.AdamW):
-    """`torch.optim.AdamW(fused=True)` on the CPU, with its per-step Python bookkeeping done once.
-
-    Each `step` of PyTorch's optimizer walks every parameter to gather the lists its fused kernel
-    takes; for a model of a few hundred thousand parameters that walk costs several times the
-    update itself (about 0.2 ms of a 1-3 ms step at makemore's sizes). This subclass gathers the
-    parameter, moment and step-count lists once, after PyTorch's own first step has created
-    them, and then calls the same kernel (`torch._fused_adamw_`) with the same arguments, so
-    the update is PyTorch's to the bit (tested). The per-parameter step counts become views of
-    one tensor, counted up by one addition (PyTorch adds 1 to each: ~3 us a tensor on the CPU,
-    a tenth of a transformer step). It gives the step to PyTorch whenever its lists
-    may be stale or do not apply: a closure, a parameter without a gradient, a tensor learning
-    rate, a new parameter group or a loaded state.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lists: list[tuple[list[torch.Tensor], ...]] | None = None
-        self._steps: torch.Tensor | None = None  # every parameter's step count; state["step"] are views
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._lists = None  # the moments are new tensors now
-        super().load_state_dict(state_dict)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        self._lists = None
-        super().add_param_group(param_group)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        if not set_to_none or self._lists is None:
-            return super().zero_grad(set_to_none)
-        for group in self.param_groups:  # what PyTorch's does, without its profiling scope
-            for p in group["params"]:
-                p.grad = None
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
-        # PyTorch wraps this method as it wraps every optimizer's step: the wrapper runs the
-        # step hooks (the diagnostics monitor's) around it, so they run on either path below
-        grads = [[p.grad for p in g["params"]] for g in self.param_groups]
-        if (self._lists is None or closure is not None
-                or any(g is None for gs in grads for g in gs) or any(torch.is_tensor(g["lr"]) for g in self.param_groups)):
-            adamw_step = torch.optim.AdamW.step  # PyTorch's, without its wrapper: the hooks ran already
-            loss = (adamw_step.__wrapped__ if getattr(adamw_step, "hooked", False) else adamw_step)(self, closure)
-            self._lists = self._gather()
-            return loss
-        assert self._steps is not None
-        self._steps.add_(1)
-        for group, gs, (params, exp_avgs, exp_avg_sqs, steps) in zip(self.param_groups, grads, self._lists):
-            if not params:
-                continue
-            beta1, beta2 = group["betas"]
-            torch._fused_adamw_(params, gs, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"], beta1=beta1,
-                                beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
-                                maximize=group["maximize"], grad_scale=None, found_inf=None)
-        return None
-
-    def _gather(self) -> list[tuple[list[torch.Tensor], ...]] | None:
-        """Per group: parameters, first and second moments, step counts; None where the fast
-        path does not apply (amsgrad, a parameter without state, or not one dense CPU float32 set)."""
-        for group in self.param_groups:
-            if not group["fused"] or group["capturable"] or group["amsgrad"] or group["differentiable"] or any(
-                    p not in self.state or p.device.type != "cpu" or p.dtype != torch.float32 for p in group["params"]):
-                return None
-        states = [self.state[p] for g in self.param_groups for p in g["params"]]
-        self._steps = torch.stack([s["step"] for s in states])  # (n_params,)
-        for i, s in enumerate(states):
-            s["step"] = self._steps[i]  # a view: PyTorch's own step, if it runs again, counts it up too
-        return [(g["params"], [self.state[p]["exp_avg"] for p in g["params"]], [self.state[p]["exp_avg_sq"] for p in g["params"]],
-                 [self.state[p]["step"] for p in g["params"]]) for g in self.param_groups]
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool | None = None, capturable: bool = False) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool | None = None, capturable: bool = False,
+                   lean: bool = False) -> torch.optim.Optimizer:
     """AdamW / SGD / RMSProp; weight decay on matrices only (biases and norm gains are not decayed).
 
     `fused=None` picks PyTorch's fused kernels where they exist (AdamW and SGD, on the CPU and
     CUDA: one kernel for all parameters instead of a dozen small ops per parameter), else the
-    foreach implementation. `capturable` (AdamW) keeps the step count on the device so the
-    update can be captured in a CUDA graph.
+    foreach implementation. `capturable` (AdamW) keeps the step count and the learning rate on
+    the device, so the update can be captured in a CUDA graph. `lean`: on the CPU, the speed
+    layer's `LeanAdamW` in place of the fused AdamW (the same update, to the bit).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -137,11 +74,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool | None = None
     if fused is None:
         fused = cfg.optimizer in ("adamw", "sgd") and all(p.device.type in ("cpu", "cuda") for p in params)
     kw: dict[str, Any] = {"fused": True} if fused else {"foreach": True}
-    if capturable and cfg.optimizer == "adamw":
-        kw["capturable"] = True
     if cfg.optimizer == "adamw":
+        if capturable:
+            # one device scalar shared by every group: the rate changes without leaving the graph
+            return torch.optim.AdamW(groups, lr=torch.tensor(cfg.lr, device=params[0].device), betas=cfg.betas, eps=1e-8,
+                                     capturable=True, **kw)
         cpu = all(p.device.type == "cpu" for p in params)
-        adamw = LeanAdamW if fused and cpu and not capturable else torch.optim.AdamW
+        adamw = LeanAdamW if lean and fused and cpu else torch.optim.AdamW
         return adamw(groups, lr=cfg.lr, betas=cfg.betas, eps=1e-8, **kw)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **kw)
@@ -185,8 +124,9 @@ def validate_train_config(cfg: TrainConfig) -> None:
         raise MakemoreError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or rmsprop")
 
 
+
 # ---------------------------------------------------------------------------------------------
-# callbacks
+# callbacks, watchers, batches
 
 
 class Callback(Protocol):
@@ -199,6 +139,42 @@ class Callback(Protocol):
     def on_train_end(self, trainer: Trainer) -> None: ...
 
 
+class Watcher(Callback, Protocol):
+    """A callback that watches training through module and optimizer hooks (the diagnostics
+    monitor). Hooks do not run inside compiled code, a replayed CUDA graph or the speed layer's
+    written-out paths, so the Trainer runs the steps it records through the model's own eager
+    code, and captures no CUDA graph."""
+
+    @property
+    def recording(self) -> bool:
+        """Whether the next step is one it records."""
+        ...
+
+
+class Sampler(Protocol):
+    """Draws a training batch: (B, T) ids and targets on the device, from `generator` alone."""
+
+    def __call__(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class RowSampler:
+    """The default batches: `batch_size` whole items (rows of `split`), uniformly with replacement."""
+
+    def __init__(self, split: Split, batch_size: int) -> None:
+        self.split, self.batch_size = split, batch_size
+
+    def indices(self, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch_size,) row indices, drawn on the split's device (into `out` if given)."""
+        return torch.randint(self.split.x.size(0), (self.batch_size,), generator=generator,
+                             device=self.split.x.device, out=out)
+
+    def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split.x[idx], self.split.y[idx]  # (B, T) each
+
+    def __call__(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.gather(self.indices(generator))
+
+
 @dataclass
 class TrainState:
     step: int = 0                   # optimizer steps taken
@@ -209,6 +185,18 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+class ModelLoss(nn.Module):
+    """The model's own training loss, `model(x, y)[1]`: the reference the speed layer's paths equal."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        _, loss = self.model(x, y)
+        return loss
+
+
 # ---------------------------------------------------------------------------------------------
 # the loop
 
@@ -216,10 +204,22 @@ class TrainState:
 class Trainer:
     """Trains `model` on `dataset` (already on `device`) with `cfg`.
 
+    The training step is built here, once, from the options: the module that computes the loss
+    (the model's own code, or the speed layer's CPU fast path for its family; wrapped in
+    DistributedDataParallel with several processes; compiled with `speed.compile`), and on
+    CUDA the same step captured in a CUDA graph.
+
     Args:
         callbacks: objects with any of the `Callback` methods.
+        optimizer: default `make_optimizer(model, cfg)` (capturable for a CUDA graph, the lean
+            AdamW with the CPU fast paths).
         rank, world_size: this process's place among data-parallel workers; each draws its
             own disjoint slice of every global batch (the global batch is `cfg.batch_size`).
+        speed: torch.compile, bf16, CUDA graph, CPU fast paths (`makemore.speed.SpeedOptions`).
+        monitor: a `Watcher` (the diagnostics monitor): also a callback, called before the others;
+            the steps it records run through the model's eager code, where its hooks fire.
+        sampler: draws the batches (default `RowSampler`: whole items).
+        stream: where notes about the speed options go (default stderr).
     """
 
     def __init__(
@@ -232,55 +232,101 @@ class Trainer:
         optimizer: torch.optim.Optimizer | None = None,
         rank: int = 0,
         world_size: int = 1,
+        speed: SpeedOptions | None = None,
+        monitor: Watcher | None = None,
+        sampler: Sampler | None = None,
+        stream: IO[str] | None = None,
     ) -> None:
+        if cfg.batch_size % world_size:
+            raise MakemoreError(f"--batch-size {cfg.batch_size} is not divisible by {world_size} processes")
         self.model = model
         self.dataset = dataset
         self.cfg = cfg
         self.device = device
-        self.callbacks = list(callbacks)
+        self.speed = speed or SpeedOptions()
+        self.speed.check(device)
+        self.monitor = monitor
+        self.callbacks = ([monitor] if monitor is not None else []) + list(callbacks)  # the monitor's step first
         self.rank, self.world_size = rank, world_size
         self.train_split = dataset.splits["train"]
-        self.closed_form = hasattr(model, "fit_closed_form")  # e.g. the counts bigram
-        has_params = any(p.requires_grad for p in model.parameters())
-        self.optimizer = optimizer or (make_optimizer(model, cfg) if has_params and not self.closed_form else None)
+        self.sampler = sampler or RowSampler(self.train_split, cfg.batch_size)
         # batch indices come from their own generator so they do not depend on anything else
         # (dropout, initialization) and can be saved and restored for bit-exact resume
         self.batch_gen = torch.Generator(device=device)
         self.batch_gen.manual_seed(cfg.seed)
         self.state = TrainState()
-        self.stop_requested = False
-        # the module the training step calls: the model itself, or a wrapper sharing its
-        # parameters (DistributedDataParallel, torch.compile); evaluation and checkpoints use `model`
-        self.train_model: nn.Module = model
+        self._stop = False
+        self._stream = stream or sys.stderr
+        self.closed_form = hasattr(model, "fit_closed_form")  # e.g. the counts bigram
         self.params = [p for p in model.parameters() if p.requires_grad]  # walked once, not every step
-        # a replacement for get_batch + train_step (e.g. a CUDA-graph replay, see makemore.fast)
-        self.step_fn: Callable[[], torch.Tensor] | None = None
-        # On the CPU, columns after the batch's longest item hold only padding: dropping them
-        # changes no loss or gradient of a causal model (nothing before a position sees it)
-        # and saves a third of the work at batch 32. Not for models with BatchNorm (mlp-manual
-        # normalizes over every position, padding included) or a hand-written backward, and not on GPUs, where
-        # reading the length back would be a host sync and change shapes every step.
-        self.trim_padding = device.type == "cpu" and not hasattr(model, "manual_backward") and not any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
-        )
+        self._manual_backward = getattr(model, "manual_backward", None)  # fills .grad itself
+        if device.type == "cuda" and self.speed.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        trains = bool(self.params) and not self.closed_form
+        self._use_graph = trains and self._wants_graph(optimizer)
+        # the CPU fast paths, for one process of plain eager training (with several processes
+        # and a monitor, the recorded steps must pass through the same DDP module as the others)
+        fast = (self.speed.fast_paths and device.type == "cpu" and not self.speed.compile
+                and not (monitor is not None and world_size > 1))
+        self.optimizer = optimizer or (make_optimizer(model, cfg, capturable=self._use_graph, lean=fast) if trains else None)
+        self._lr_value = float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else cfg.lr
+        # the module whose forward(x, y) is the training loss, and the one the monitor's steps use
+        reference: nn.Module = ModelLoss(model)
+        module = (fast_loss(model) if fast else None) or reference
+        if world_size > 1:
+            module = dist.wrap(module, device)  # averages the gradients over the processes
+        self._hooked: Callable[..., torch.Tensor] = module if world_size > 1 else reference
+        self._loss: Callable[..., torch.Tensor] = compile_module(module, self._stream) if self.speed.compile else module
         self._global_targets: torch.Tensor | None = None  # targets in the whole global batch (data parallel)
-        if cfg.batch_size % world_size:
-            raise MakemoreError(f"--batch-size {cfg.batch_size} is not divisible by {world_size} processes")
+        self._graph: GraphedStep | None = None
+        self._graph_idx: torch.Tensor | None = None
+
+    def _wants_graph(self, optimizer: torch.optim.Optimizer | None) -> bool:
+        """Whether the step is to be captured in a CUDA graph; says why not where it matters."""
+        opt = self.speed.cuda_graph
+        if opt == "off":
+            return False
+        blocker = self._graph_blocker(optimizer)
+        if blocker is not None:
+            if opt == "on":
+                raise MakemoreError(f"--cuda-graph on: {blocker}")
+            if self.device.type == "cuda":
+                note(self._stream, f"no CUDA graph: {blocker}")
+            return False
+        return True
+
+    def _graph_blocker(self, optimizer: torch.optim.Optimizer | None) -> str | None:
+        """Why the step cannot be captured in a CUDA graph, or None."""
+        if self.device.type != "cuda":
+            return "CUDA graphs need a CUDA device"
+        if self.world_size > 1:
+            return "CUDA-graph capture is not combined with several processes"
+        if self._manual_backward is not None:
+            return "this model has a hand-written backward"
+        if self.cfg.optimizer != "adamw":
+            return "capture uses AdamW's capturable update; choose --optimizer adamw"
+        if optimizer is not None and not all(g.get("capturable") for g in optimizer.param_groups):
+            return "the optimizer passed in is not capturable"
+        if self.monitor is not None:
+            return "the training-health monitor reads steps through hooks, which a replayed graph does not call"
+        if not isinstance(self.sampler, RowSampler):
+            return "the batch sampler is not the Trainer's RowSampler"
+        return None
 
     # -- pieces ------------------------------------------------------------------------------
 
     def get_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's slice of a global batch of rows, gathered on the device."""
-        n = self.train_split.x.size(0)
-        idx = torch.randint(n, (self.cfg.batch_size,), generator=self.batch_gen, device=self.device)
+        """This rank's slice of a global batch drawn by the sampler, on the device."""
+        x, y = self.sampler(self.batch_gen)  # (B, T) each
         if self.world_size > 1:
             # every rank draws the same global batch and keeps its slice; the global target
             # count lets each rank weight its loss so the average of the ranks' gradients is
             # the gradient of the global mean (ranks hold different numbers of characters)
-            self._global_targets = (self.train_split.y[idx] != IGNORE).sum()
-            per = self.cfg.batch_size // self.world_size
-            idx = idx[self.rank * per : (self.rank + 1) * per]
-        return self.train_split.x[idx], self.train_split.y[idx]  # (B, T) each
+            self._global_targets = (y != IGNORE).sum()
+            per = x.size(0) // self.world_size
+            x, y = x[self.rank * per : (self.rank + 1) * per], y[self.rank * per : (self.rank + 1) * per]
+        return x, y
 
     def progress(self) -> float:
         fracs = []
@@ -290,32 +336,53 @@ class Trainer:
             fracs.append(self.state.elapsed / self.cfg.time)
         return min(max(fracs, default=0.0), 1.0)
 
+    @property
+    def uses_cuda_graph(self) -> bool:
+        """Whether the steps run as replays of a CUDA graph (until a capture fails)."""
+        return self._use_graph
+
+    def request_stop(self) -> None:
+        """Stop after the current step (a callback that has seen enough, e.g. a target loss)."""
+        self._stop = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
     def done(self) -> bool:
         c, s = self.cfg, self.state
-        if self.stop_requested:
+        if self._stop:
             return True
         if c.steps is not None and s.step >= c.steps:
             return True
         if c.time is not None and self.world_size > 1:
-            return s.step > 0 and all_max(s.elapsed) >= c.time  # every rank stops at the same step
+            return s.step > 0 and dist.all_max(s.elapsed) >= c.time  # every rank stops at the same step
         return c.time is not None and s.elapsed >= c.time
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One optimizer step; returns the loss as a device tensor (no host sync)."""
+    def _set_lr(self) -> None:
+        """The schedule's rate for this step, in every parameter group (a device scalar: filled in place)."""
         assert self.optimizer is not None
         lr = lr_at(self.cfg, self.state.step, self.progress())
-        if self.optimizer.param_groups[0]["lr"] != lr:
+        if lr == self._lr_value:
+            return
+        self._lr_value = lr
+        current = self.optimizer.param_groups[0]["lr"]
+        if torch.is_tensor(current):
+            current.fill_(lr)  # shared by every group
+        else:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """The training step: gradients of `loss_fn(x, y)`, clipping, the update. Runs eagerly
+        and is what the CUDA graph captures. Returns the loss as a device tensor."""
+        assert self.optimizer is not None
         self.optimizer.zero_grad(set_to_none=True)
-        if self.trim_padding:
-            last = int((y != IGNORE).sum(1).max())  # longest item + its end token; free on the CPU
-            x, y = x[:, : max(last, 1)], y[:, : max(last, 1)]  # (B, L) each
-        manual_backward = getattr(self.model, "manual_backward", None)
-        if manual_backward is not None:
-            loss = manual_backward(x, y)  # a model with a hand-written backward fills .grad itself
+        if self._manual_backward is not None:
+            loss = self._manual_backward(x, y)
         else:
-            _, loss = self.train_model(x, y)
+            with autocast(self.device, self.speed.dtype):
+                loss = loss_fn(x, y)
             if self._global_targets is not None:
                 # (local mean) * local count * world / global count: DDP's average over ranks
                 # then gives the gradient of the mean over the whole global batch
@@ -325,6 +392,37 @@ class Trainer:
             clip_grads_(self.params, self.cfg.grad_clip)
         self.optimizer.step()
         return loss.detach()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on the batch (x, y), eagerly; returns the loss as a device tensor (no host sync)."""
+        self._set_lr()
+        recording = self.monitor is not None and self.monitor.recording
+        return self._step(x, y, self._hooked if recording else self._loss)
+
+    def step(self) -> torch.Tensor:
+        """Draw a batch and take one optimizer step (the CUDA graph's replay where it is used)."""
+        if self._use_graph:
+            if self._graph is None:
+                self._capture()
+            if self._graph is not None:
+                assert self._graph_idx is not None and isinstance(self.sampler, RowSampler)
+                self._set_lr()
+                self.sampler.indices(self.batch_gen, out=self._graph_idx)
+                return self._graph()
+        return self.train_step(*self.get_batch())
+
+    def _capture(self) -> None:
+        """Capture `_step` on fixed batch indices; where capture fails, say so and stay eager."""
+        assert self.optimizer is not None and isinstance(self.sampler, RowSampler)
+        idx = torch.zeros(self.cfg.batch_size, dtype=torch.long, device=self.device)  # (B,) filled before each replay
+        sampler, loss_fn = self.sampler, self._loss
+        try:
+            self._graph = GraphedStep(lambda: self._step(*sampler.gather(idx), loss_fn), self.model, self.optimizer, self.device)
+            self._graph_idx = idx
+        except Exception as e:  # noqa: BLE001 - any capture failure: train eagerly instead
+            torch.cuda.synchronize(self.device)
+            note(self._stream, f"CUDA-graph capture failed ({first_line(e)}); training without it")
+            self._use_graph = False
 
     def evaluate(self, splits: Sequence[str] = ("val",)) -> dict[str, float]:
         out = {}
@@ -354,7 +452,7 @@ class Trainer:
             return s
         t_last = time.perf_counter()
         while not self.done():
-            loss = self.step_fn() if self.step_fn is not None else self.train_step(*self.get_batch())
+            loss = self.step()
             if s.step == 0:
                 s.step0_loss = self._loss_value(loss)
             s.step += 1
@@ -384,13 +482,12 @@ class Trainer:
         for the device to finish, which is why the loop calls it only at logging steps.
         """
         if self.world_size > 1:
-            return all_sum(loss.detach() / self.world_size)
+            return dist.all_sum(loss.detach() / self.world_size)
         return loss.item()
 
     def _log_record(self) -> dict[str, float]:
         s = self.state
-        assert self.optimizer is not None
-        return {"step": s.step, "loss": s.last_loss, "lr": float(self.optimizer.param_groups[0]["lr"]), "elapsed": s.elapsed}
+        return {"step": s.step, "loss": s.last_loss, "lr": self._lr_value, "elapsed": s.elapsed}
 
     def _eval_and_notify(self) -> None:
         if self.rank != 0:
@@ -405,6 +502,22 @@ class Trainer:
 
     # -- state for checkpoints ---------------------------------------------------------------
 
+    def restore(self, state: TrainState, optimizer_state: dict[str, Any] | None = None,
+                rng_state: dict[str, torch.Tensor] | None = None) -> None:
+        """Continue from a checkpoint: its step counters, optimizer state and random generators."""
+        if self._graph is not None:
+            raise MakemoreError("restore() before the first step: the CUDA graph holds the optimizer's tensors")
+        self.state = state
+        if self.optimizer is not None and optimizer_state is not None:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.load_state_dict(optimizer_state)
+            if torch.is_tensor(lr):  # a capturable optimizer keeps its one device rate
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+        if rng_state is not None:
+            self.load_rng_state(rng_state)
+        self._lr_value = float("nan")  # the next step sets the schedule's rate
+
     def rng_state(self) -> dict[str, torch.Tensor]:
         st = {"batch": self.batch_gen.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
@@ -416,4 +529,3 @@ class Trainer:
         torch.set_rng_state(st["torch"])
         if self.device.type == "cuda" and "cuda" in st:
             torch.cuda.set_rng_state(st["cuda"], self.device)
-

@@ -37,9 +37,6 @@ class MonitorCallback:
         meta: extra entries for the records' meta (the configs), shown in the report.
     """
 
-    # read by makemore.fast: hooks need eager steps, so no CUDA-graph replay with this callback
-    needs_eager_steps = True
-
     def __init__(self, every: int = DEFAULT_EVERY, window: int = 5, out_dir: str | Path | None = None,
                  stop_on_nonfinite: bool = False, meta: dict[str, Any] | None = None) -> None:
         self.every, self.window = every, window
@@ -54,15 +51,11 @@ class MonitorCallback:
         self.monitor = Monitor(trainer.model, trainer.optimizer, every=self.every, window=self.window,
                                n_classes=trainer.dataset.vocab.size, start_step=trainer.state.step)
         self.monitor.records.meta |= self.meta
-        # a compiled module (`--compile`) runs its own code, not the hooks: recording steps go
-        # through the eager module it wraps (same parameters), the other steps stay compiled
-        self._fast = trainer.train_model
-        self._eager = getattr(trainer.train_model, "eager", trainer.train_model)
-        self._route(trainer)
 
-    def _route(self, trainer: Any) -> None:
-        assert self.monitor is not None
-        trainer.train_model = self._eager if self.monitor.armed else self._fast
+    @property
+    def recording(self) -> bool:
+        """Whether the next step is a recording step (the Trainer runs it through the eager model)."""
+        return self.monitor is not None and self.monitor.armed
 
     def on_step_end(self, trainer: Any, loss: torch.Tensor) -> None:
         mon = self.monitor
@@ -71,14 +64,11 @@ class MonitorCallback:
         mon.step(loss)
         if trainer.cfg.steps is not None and trainer.state.step == trainer.cfg.steps - 1:
             mon.record_next()  # the last step is always recorded
-        self._route(trainer)
         steps = mon.records.steps
         if self.stop_on_nonfinite and steps and steps[-1].step == trainer.state.step - 1 and not math.isfinite(steps[-1].loss):
-            trainer.stop_requested = True
+            trainer.request_stop()
 
     def on_train_end(self, trainer: Any) -> None:
-        if self.monitor is not None:
-            trainer.train_model = self._fast
         self.finish()
 
     def finish(self) -> Records:
@@ -145,7 +135,7 @@ def doctor_run(
         raise MakemoreError(f"cannot build model {model_cfg.name!r}: {e}") from None
     meta = {"model_config": to_dict(model_cfg), "train_config": to_dict(train_cfg), "source": dataset.source}
     cb = MonitorCallback(every or default_every(steps), window, stop_on_nonfinite=True, meta=meta)
-    trainer = Trainer(model, dataset.to(device), train_cfg, device, [cb])
+    trainer = Trainer(model, dataset.to(device), train_cfg, device, monitor=cb)
     records, diverged = fit_monitored(trainer, cb)
     if stream is not None and cb.monitor is None:
         stream.write(f"{model_cfg.name} is fitted in closed form; there is no training to diagnose\n")

@@ -188,8 +188,8 @@ class Lab:
 
         steps = cfg.steps or 1
         cb = MonitorCallback(every=max(1, steps // (4 if self.quick else 40)), stop_on_nonfinite=True)
-        callbacks: list[Any] = [cb] + ([Progress(self.stream)] if progress else [])
-        trainer = Trainer(model.to(self.device), self.dataset.to(self.device), cfg, self.device, callbacks)
+        callbacks: list[Any] = [Progress(self.stream)] if progress else []
+        trainer = Trainer(model.to(self.device), self.dataset.to(self.device), cfg, self.device, callbacks, monitor=cb)
         records, diverged = fit_monitored(trainer, cb)
         if progress and self.stream.isatty():
             self.stream.write("\n")

@@ -2,9 +2,7 @@
 
 Karpathy's makemore BoW: token + position embeddings, one block of causal averaging and an
 MLP with residual connections, then an MLP head (here each MLP has a LayerNorm in front). The causal average is a cumulative sum
-divided by the count, equal to uniform causal attention without the (T, T) matrix. On the CPU,
-given targets, everything after the average runs on the positions that have a target only
-(equal to the full batch, tested in float64).
+divided by the count, equal to uniform causal attention without the (T, T) matrix.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import activation, init_hidden_, init_output_, output_and_loss, rows_only_here, target_rows
+from .common import activation, init_hidden_, init_output_, positionwise_forward
 
 
 @register_model("bow", "causal bag of words + MLP", train={"lr": 3e-3}, n_embd=64, n_hidden=128, activation="tanh")
@@ -39,15 +37,17 @@ class BoW(nn.Module):
         self.lm_head = nn.Linear(cfg.n_hidden, cfg.vocab_size)
         init_output_(self.lm_head, cfg.init_output_scale)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T = idx.shape
-        pos = torch.arange(T, device=idx.device)
-        x = self.wte(idx) + self.wpe(pos)  # (B, T, n_embd)
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, n_embd): each position's embedding plus the average of those so far."""
+        T = idx.size(1)
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))  # (B, T, n_embd)
         counts = torch.arange(1, T + 1, device=idx.device, dtype=x.dtype).view(1, T, 1)
-        x = x + x.cumsum(1) / counts  # causal uniform average of positions <= t
-        rows = target_rows(rows_only_here(idx), targets)  # on the CPU: the rest on real positions only
-        if rows is not None:
-            x = x.view(B * T, -1)[rows]  # (N, n_embd)
+        return x + x.cumsum(1) / counts  # causal uniform average of positions <= t
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, n_embd) -> (N, V) logits: the residual MLP, then the MLP head."""
         x = x + self.mlp(self.ln_1(x))
-        out = self.lm_head(self.head(self.ln_2(x)))  # (B, T, V) or (N, V)
-        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding
+        return self.lm_head(self.head(self.ln_2(x)))
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return positionwise_forward(self, idx, targets)

@@ -14,9 +14,9 @@ _INIT_NONLINEARITY = {"tanh": "tanh", "relu": "relu", "gelu": "relu", "linear": 
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, impl: str = "torch") -> torch.Tensor:
-    """Mean cross-entropy of (B, T, V) logits against (B, T) targets, ignoring padding."""
-    flat_logits = logits.reshape(-1, logits.size(-1))  # (B*T, V)
-    flat_targets = targets.reshape(-1)  # (B*T,)
+    """Mean cross-entropy of (..., V) logits against (...) targets, ignoring padding (IGNORE)."""
+    flat_logits = logits.reshape(-1, logits.size(-1))  # (N, V)
+    flat_targets = targets.reshape(-1)  # (N,)
     if impl == "makemore":
         from ..functional import cross_entropy
 
@@ -91,43 +91,32 @@ def hidden_block(n_in: int, n_out: int, cfg: ModelConfig) -> list[nn.Module]:
     return layers
 
 
-def target_rows(needed: bool, targets: torch.Tensor | None) -> torch.Tensor | None:
-    """Flat indices of the (B*T) positions that have a target, or None to compute every position.
+def target_rows(targets: torch.Tensor) -> torch.Tensor:
+    """Flat indices (N,) of the positions of (B, T) `targets` that have a target (are not IGNORE)."""
+    return (targets.reshape(-1) != IGNORE).nonzero().squeeze(1)  # (N,)
 
-    A batch of whole items padded to T positions is mostly padding on short items (about half on
-    names). Given targets, a position-wise model runs its layers on these rows only and leaves
-    the logits at padding positions 0 (the loss never reads them) when `needed`: with BatchNorm,
-    whose batch statistics should describe real characters, not padding, and on the CPU
-    (`rows_only_here`), where it saves the work on padding. Elsewhere every row is computed: no
-    data-dependent shapes, so the step can be captured in a CUDA graph and never waits for the GPU.
+
+def positionwise_forward(model: nn.Module, idx: torch.Tensor, targets: torch.Tensor | None,
+                         on_targets: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`forward` of a model whose prediction at each position is `model.predict(model.features(idx))`:
+    `features` (B, T) ids -> (B, T, ...) is the only part that looks across positions, and `predict`
+    maps (N, ...) of them to (N, V) logits, position by position.
+
+    `on_targets`: given targets, `predict` sees only the positions that have one, as the lectures'
+    batches hold only real (context, next character) examples; a BatchNorm in `predict` then takes
+    its statistics over real characters, not padding. The logits at padding positions are 0 then.
     """
-    if targets is None or not needed:
-        return None
-    return (targets.reshape(-1) != IGNORE).nonzero().squeeze(1)  # (N_valid,)
-
-
-def rows_only_here(idx: torch.Tensor) -> bool:
-    """Whether computing the rows with a target only pays on `idx`'s device: on the CPU, eagerly
-    (the row count is known at once there; under torch.compile it would split the graph)."""
-    return idx.device.type == "cpu" and not torch.compiler.is_compiling()
-
-
-def scatter_rows(values: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
-    """(N_valid, V) values placed at `rows` of an (n_rows, V) zero tensor (differentiable)."""
-    return values.new_zeros(n_rows, values.size(-1)).index_copy(0, rows, values)
-
-
-def output_and_loss(out: torch.Tensor, rows: torch.Tensor | None, targets: torch.Tensor | None, B: int, T: int,
-                    impl: str = "torch") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(B, T, V) logits and the loss from the output layer's values `out`: (B, T, V) or (B*T, V),
-    or with `rows` (N, V) at those flat positions. With rows the loss is taken on them directly
-    (the same mean as over the padded batch with its padding ignored) and the logits returned
-    have 0 at padding; the loss does not depend on them, so backward skips the scatter."""
-    if rows is None:
-        logits = out.view(B, T, -1)
-        return logits, (lm_loss(logits, targets, impl) if targets is not None else None)
-    assert targets is not None
-    return scatter_rows(out, rows, B * T).view(B, T, -1), lm_loss(out, targets.reshape(-1)[rows], impl)
+    B, T = idx.shape
+    h = model.features(idx)  # (B, T, ...)
+    h = h.reshape(B * T, *h.shape[2:])  # (B*T, ...)
+    loss_impl = model.config.loss
+    if targets is not None and on_targets:
+        rows = target_rows(targets)
+        out = model.predict(h[rows])  # (N, V)
+        logits = out.new_zeros(B * T, out.size(-1)).index_copy(0, rows, out).view(B, T, -1)  # (B, T, V)
+        return logits, lm_loss(out, targets.reshape(-1)[rows], loss_impl)
+    logits = model.predict(h).view(B, T, -1)  # (B, T, V)
+    return logits, (lm_loss(logits, targets, loss_impl) if targets is not None else None)
 
 
 def context_windows(idx: torch.Tensor, context: int, pad: int = 0) -> torch.Tensor:

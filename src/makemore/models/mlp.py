@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import context_windows, hidden_block, init_output_, output_and_loss, rows_only_here, target_rows
+from .common import context_windows, hidden_block, init_output_, positionwise_forward
 
 
 @register_model(
@@ -34,15 +34,17 @@ class MLP(nn.Module):
         self.lm_head = nn.Linear(n_in, cfg.vocab_size)
         init_output_(self.lm_head, cfg.init_output_scale)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T = idx.shape
-        windows = context_windows(idx, self.config.context)  # (B, T, context), a view of idx
-        # BatchNorm: statistics over real characters only; on the CPU: no work on padding
-        rows = target_rows(self.config.norm == "batch" or rows_only_here(idx), targets)
-        if rows is not None:
-            windows = windows.reshape(B * T, -1)[rows]  # (N, context)
-        emb = self.wte(windows)  # (B, T, context, n_embd) or (N, ...), freshly allocated, contiguous
-        # (B*T or N, context*n_embd): the concatenation is a view of the same storage, no copy
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, context): the `context` characters each position predicts from."""
+        return context_windows(idx, self.config.context)  # a view of idx
+
+    def predict(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, context) ids -> (N, V) logits."""
+        emb = self.wte(windows)  # (N, context, n_embd), freshly allocated, contiguous
+        # (N, context*n_embd): the concatenation is a view of the same storage, no copy
         # (on views and strides: http://blog.ezyang.com/2019/05/pytorch-internals/)
-        out = self.lm_head(self.hidden(emb.view(-1, emb.size(-2) * emb.size(-1))))  # (B*T or N, V)
-        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding
+        return self.lm_head(self.hidden(emb.view(emb.size(0), -1)))
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # with BatchNorm, training batches hold the positions that have a target only
+        return positionwise_forward(self, idx, targets, on_targets=self.config.norm == "batch")

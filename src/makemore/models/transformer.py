@@ -3,13 +3,7 @@
 Attention runs through `F.scaled_dot_product_attention` with a causal mask, which picks a
 fused kernel where one exists; `attention="manual"` writes it out instead (the scores, the
 causal mask, the softmax and the weighted sum as separate operations, as in Karpathy's
-makemore), which is equal to float rounding (as fast as SDPA on the CPU; on a GPU, with blocks of
-16 positions and heads of 16 dimensions, `bench/gpu_check.sh` measures which is quicker).
-
-On the CPU, given targets, everything but the attention (embeddings aside: the LayerNorms, the
-projections, the MLPs, the output layer) runs on the positions that have a target only, about 55%
-of a batch of names after its padding columns are trimmed; the attention sees them put back in
-place in a zero (B, T) batch. Equal to the full batch (tested in float64), ~1.15-1.2x steps/s.
+makemore), which is equal to float rounding (`bench/gpu_check.sh` compares their speed on a GPU).
 """
 
 from __future__ import annotations
@@ -23,7 +17,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import init_output_, output_and_loss, rows_only_here, scatter_rows, target_rows
+from .common import init_output_, lm_loss
 
 
 class CausalSelfAttention(nn.Module):
@@ -43,16 +37,15 @@ class CausalSelfAttention(nn.Module):
             self.register_buffer("causal", causal, persistent=False)  # (block, block)
             self.attn_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, B: int = 0, T: int = 0) -> torch.Tensor:
-        """x: (B, T, C); or, with `rows`, (N, C), the N positions of a (B, T) batch at those flat
-        indices: they are placed in a zero (B, T) batch for the attention alone. Exact for rows that
-        are each item's first positions (the padding after an item is all a causal query never sees)."""
-        qkv = self.c_attn(x)  # (B, T, 3C) or (N, 3C)
-        if rows is None:
-            B, T, C = x.shape
-        else:
-            C = x.size(-1)
-            qkv = scatter_rows(qkv, rows, B * T).view(B, T, 3 * C)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C)."""
+        return self.c_proj(self.attend(self.c_attn(x)))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3C) queries, keys and values -> (B, T, C): each position's weighted sum of the
+        values of itself and the positions before it, per head."""
+        B, T, C3 = qkv.shape
+        C = C3 // 3
         q, k, v = qkv.split(C, dim=2)  # 3 x (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         if self.manual:
@@ -61,10 +54,7 @@ class CausalSelfAttention(nn.Module):
             y = self.attn_drop(att) @ v  # (B, nh, T, hs)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        if rows is not None:
-            y = y.view(B * T, C)[rows]  # (N, C)
-        return self.c_proj(y)
+        return y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
 
     def forward_step(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t: int) -> torch.Tensor:
         """Attention of one new position `t`: x (B, 1, C); its key and value are written into
@@ -88,8 +78,8 @@ class Block(nn.Module):
             nn.Linear(4 * cfg.n_embd, cfg.n_embd), nn.Dropout(cfg.dropout),
         )
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None, B: int = 0, T: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), rows, B, T)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))  # (B, T, C)
         return x + self.mlp(self.ln_2(x))
 
     def forward_step(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, t: int) -> torch.Tensor:
@@ -129,14 +119,11 @@ class Transformer(nn.Module):
         B, T = idx.shape
         pos = torch.arange(T, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
-        # on the CPU: everything but the attention on the positions that have a target only
-        rows = target_rows(rows_only_here(idx), targets)
-        if rows is not None:
-            x = x.view(B * T, -1)[rows]  # (N, C)
         for block in self.blocks:
-            x = block(x, rows, B, T)
-        out = self.lm_head(self.ln_f(x))  # (B, T, V) or (N, V)
-        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
+        return logits, loss
 
     # -- cached generation: a key/value cache, so each new character costs one position ----------
 

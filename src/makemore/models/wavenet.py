@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from . import register_model
-from .common import activation, context_windows, init_hidden_, init_output_, make_norm, output_and_loss, target_rows
+from .common import activation, context_windows, init_hidden_, init_output_, make_norm, positionwise_forward
 
 
 class FuseLevel(nn.Module):
@@ -55,13 +55,15 @@ class WaveNet(nn.Module):
         self.lm_head = nn.Linear(cfg.n_hidden, cfg.vocab_size)
         init_output_(self.lm_head, cfg.init_output_scale)
 
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, context): the `context` characters each position predicts from."""
+        return context_windows(idx, self.config.context)
+
+    def predict(self, windows: torch.Tensor) -> torch.Tensor:
+        """(N, context) ids -> (N, V) logits: embed, fuse pairs level by level, output layer."""
+        h = self.levels(self.wte(windows))  # (N, context, n_embd) -> (N, 1, n_hidden)
+        return self.lm_head(h.view(h.size(0), -1))  # (N, V)
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T = idx.shape
-        windows = context_windows(idx, self.config.context)  # (B, T, context)
-        emb = self.wte(windows).view(B * T, self.config.context, -1)  # (B*T, context, n_embd)
-        rows = target_rows(self.config.norm == "batch", targets)  # BatchNorm: statistics over real characters only
-        if rows is not None:
-            emb = emb[rows]  # (N_valid, context, n_embd)
-        h = self.levels(emb)  # (N, 1, n_hidden)
-        out = self.lm_head(h.view(h.size(0), -1))  # (N, V)
-        return output_and_loss(out, rows, targets, B, T, self.config.loss)  # logits (B, T, V): 0 at padding
+        # with BatchNorm, training batches hold the positions that have a target only
+        return positionwise_forward(self, idx, targets, on_targets=self.config.norm == "batch")

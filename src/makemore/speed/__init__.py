@@ -1,0 +1,70 @@
+"""The speed layer: everything that makes training faster without changing what it computes.
+
+The models (`makemore.models`) are the reference code, written as the lectures write them. What
+makes them fast is applied from outside, by the Trainer, when it builds its training step:
+
+- CPU fast paths, registered per model family (`FAST_PATHS`), each equal to the reference
+  (tested) and switched off together with `SpeedOptions(fast_paths=False)`:
+  the written-out RNN / GRU recurrence (`speed.recurrent`), the positions-with-a-target
+  losses (`speed.rows`) and the lean fused AdamW (`speed.optim`);
+- `torch.compile` of the step's module and bf16 autocast (`speed.compile`);
+- a CUDA graph of the whole step (`speed.graph`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import MakemoreError
+from ..models.bigram import Bigram
+from ..models.bow import BoW
+from ..models.mlp import MLP
+from ..models.rnn import Recurrent
+from ..models.transformer import Transformer
+from ..models.wavenet import WaveNet
+from .recurrent import RecurrentLoss
+from .rows import PositionwiseLoss, TransformerLoss, TrimmedLoss
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    compile: bool = False          # torch.compile the model and its loss
+    cuda_graph: str = "auto"       # auto | on | off: capture the whole step in a CUDA graph
+    dtype: str = "float32"         # float32 | bf16 (autocast on CUDA)
+    tf32: bool = True              # TF32 matrix products for float32 work on CUDA
+    fast_paths: bool = True        # the CPU fast paths; off: the models' reference code and PyTorch's AdamW
+
+    def check(self, device: torch.device) -> None:
+        """Reject options that cannot apply, with one sentence each."""
+        if self.cuda_graph not in ("auto", "on", "off"):
+            raise MakemoreError(f"--cuda-graph must be auto, on or off, got {self.cuda_graph!r}")
+        if self.dtype not in ("float32", "bf16"):
+            raise MakemoreError(f"--dtype must be float32 or bf16, got {self.dtype!r}")
+        if self.dtype == "bf16" and device.type != "cuda":
+            raise MakemoreError("--dtype bf16 is for CUDA devices; on the CPU train in float32")
+
+
+# model family -> the module whose forward(x, y) is the training loss on the CPU
+FAST_PATHS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
+    Bigram: TrimmedLoss,
+    MLP: PositionwiseLoss,
+    WaveNet: PositionwiseLoss,
+    Recurrent: RecurrentLoss,
+    BoW: PositionwiseLoss,
+    Transformer: TransformerLoss,
+}
+
+
+def fast_loss(model: nn.Module) -> nn.Module | None:
+    """The registered CPU training loss of `model`'s family (a module sharing its parameters), or None."""
+    for cls in type(model).__mro__:
+        if cls in FAST_PATHS:
+            return FAST_PATHS[cls](model)
+    return None
+
+
+__all__ = ["SpeedOptions", "FAST_PATHS", "fast_loss"]

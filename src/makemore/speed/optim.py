@@ -1,0 +1,86 @@
+"""`LeanAdamW`: PyTorch's fused AdamW on the CPU with its per-step Python bookkeeping done once.
+
+A fast path of the speed layer (`makemore.speed`): the Trainer builds it in place of
+`torch.optim.AdamW(fused=True)` on the CPU unless fast paths are switched off. The update is
+PyTorch's own kernel with PyTorch's own arguments, equal to the bit (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class LeanAdamW(torch.optim.AdamW):
+    """`torch.optim.AdamW(fused=True)` on the CPU, with its per-step Python bookkeeping done once.
+
+    Each `step` of PyTorch's optimizer walks every parameter to gather the lists its fused kernel
+    takes; for a model of a few hundred thousand parameters that walk costs more than the update
+    itself. This subclass gathers the parameter, moment and step-count lists once, after
+    PyTorch's own first step has created them, and then calls the same kernel
+    (`torch._fused_adamw_`, a private function: the price of this path) with the same arguments,
+    so the update is PyTorch's to the bit (tested). The per-parameter step counts become views
+    of one tensor, counted up by one addition instead of one per tensor. It gives the step to
+    PyTorch whenever its lists may be stale or do not apply: a closure, a parameter without a
+    gradient, a tensor learning rate, a new parameter group or a loaded state.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lists: list[tuple[list[torch.Tensor], ...]] | None = None
+        self._steps: torch.Tensor | None = None  # every parameter's step count; state["step"] are views
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._lists = None  # the moments are new tensors now
+        super().load_state_dict(state_dict)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        self._lists = None
+        super().add_param_group(param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none or self._lists is None:
+            return super().zero_grad(set_to_none)
+        for group in self.param_groups:  # what PyTorch's does, without its profiling scope
+            for p in group["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        # PyTorch wraps this method as it wraps every optimizer's step: the wrapper runs the
+        # step hooks (the diagnostics monitor's) around it, so they run on either path below
+        grads = [[p.grad for p in g["params"]] for g in self.param_groups]
+        if (self._lists is None or closure is not None
+                or any(g is None for gs in grads for g in gs) or any(torch.is_tensor(g["lr"]) for g in self.param_groups)):
+            adamw_step = torch.optim.AdamW.step  # PyTorch's, without its wrapper: the hooks ran already
+            loss = (adamw_step.__wrapped__ if getattr(adamw_step, "hooked", False) else adamw_step)(self, closure)
+            self._lists = self._gather()
+            return loss
+        assert self._steps is not None
+        self._steps.add_(1)
+        for group, gs, (params, exp_avgs, exp_avg_sqs, steps) in zip(self.param_groups, grads, self._lists):
+            if not params:
+                continue
+            beta1, beta2 = group["betas"]
+            torch._fused_adamw_(params, gs, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"], beta1=beta1,
+                                beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
+                                maximize=group["maximize"], grad_scale=None, found_inf=None)
+        return None
+
+    def _gather(self) -> list[tuple[list[torch.Tensor], ...]] | None:
+        """Per group: parameters, first and second moments, step counts; None where the fast
+        path does not apply (amsgrad, a parameter without state, or not one dense CPU float32 set)."""
+        for group in self.param_groups:
+            if not group["fused"] or group["capturable"] or group["amsgrad"] or group["differentiable"] or any(
+                    p not in self.state or p.device.type != "cpu" or p.dtype != torch.float32 for p in group["params"]):
+                return None
+        states = [self.state[p] for g in self.param_groups for p in g["params"]]
+        self._steps = torch.stack([s["step"] for s in states])  # (n_params,)
+        for i, s in enumerate(states):
+            s["step"] = self._steps[i]  # a view: PyTorch's own step, if it runs again, counts it up too
+        return [(g["params"], [self.state[p]["exp_avg"] for p in g["params"]], [self.state[p]["exp_avg_sq"] for p in g["params"]],
+                 [self.state[p]["step"] for p in g["params"]]) for g in self.param_groups]
+
+
