@@ -3,6 +3,7 @@ first layer's weights scaled up so that its tanh units saturate (the checks' `ac
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,3 +41,11 @@ def train_steps(model: nn.Module, opt: torch.optim.Optimizer, steps: int, after_
         opt.step()
         if after_step is not None:
             after_step(loss)
+
+
+@pytest.fixture
+def fast_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report without its pictures: they are tested with the report (and take seconds)."""
+    from makemore.diagnostics import report
+
+    monkeypatch.setattr(report, "pictures", lambda *a, **k: [])

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from integrations_fixtures import data, tanh_mlp, train_steps
+from integrations_fixtures import data, fast_report, tanh_mlp, train_steps  # noqa: F401
 from makemore.diagnostics import Monitor
 
 L = pytest.importorskip("lightning.pytorch")
@@ -59,10 +59,7 @@ def logged(trainer: L.Trainer) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_saturated_layer_reaches_the_logger_and_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from makemore.diagnostics import report
-
-    monkeypatch.setattr(report, "pictures", lambda *a, **k: [])  # the report's pictures are tested elsewhere (slow)
+def test_saturated_layer_reaches_the_logger_and_the_report(tmp_path: Path, fast_report: None) -> None:
     cb, trainer = fit(tmp_path, saturated=True, steps=30)
     rows = logged(trainer)
     # the finding, through Lightning's logger: 3 = error, from the first recording on

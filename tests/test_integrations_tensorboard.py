@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from integrations_fixtures import tanh_mlp, train_steps
+from integrations_fixtures import fast_report, tanh_mlp, train_steps  # noqa: F401
 from makemore.diagnostics import Monitor, Records, run_checks
 from makemore.diagnostics.integrations.common import record_scalars
 
@@ -62,11 +62,8 @@ def test_plain_loop_writes_records_histograms_and_findings(tmp_path: Path) -> No
     assert [e.value for e in ea.Scalars("doctor/finding/act.saturated")] == [3.0] * 5
 
 
-def test_train_cli_writes_the_doctor_next_to_the_loss(names_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_cli_writes_the_doctor_next_to_the_loss(names_file: Path, tmp_path: Path, fast_report: None) -> None:
     from makemore.cli import main
-    from makemore.diagnostics import report
-
-    monkeypatch.setattr(report, "pictures", lambda *a, **k: [])  # the report's pictures are tested elsewhere (slow)
 
     out = tmp_path / "run"
     # an output layer initialized 10x too large: a step-0 loss far above ln(27)

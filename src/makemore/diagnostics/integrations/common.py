@@ -20,7 +20,9 @@ from __future__ import annotations
 import importlib
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 
 from ..checks import SEVERITIES, Finding, run_checks, update_log_ratios
@@ -28,6 +30,7 @@ from ..monitor import Monitor
 from ..records import Records, StepRecord
 
 PREFIX = "doctor"
+REPORT_FILE = "doctor_report.html"  # the framework callbacks' report, in the run's output directory
 GUIDE_LOG10 = -3.0  # the lecture's healthy update:data ratio, 1e-3
 
 
@@ -98,6 +101,37 @@ def findings_text(findings: list[Finding]) -> str:
     return "\n\n".join(f"**{f.severity}** `{f.code}` at `{f.where}`: {f.evidence}. Fix: {f.fix}" for f in findings)
 
 
+def check_stop_on(stop_on: str | None) -> None:
+    if stop_on is not None and stop_on not in SEVERITIES:
+        raise ValueError(f"stop_on must be one of {SEVERITIES} or None, not {stop_on!r}")
+
+
+def stop_reason(findings: list[Finding], stop_on: str | None) -> str | None:
+    """Why to stop training: the worst finding, when it is at least as serious as `stop_on`."""
+    if stop_on is None or not findings:
+        return None
+    worst = max(findings, key=lambda f: f.rank)
+    if worst.rank < SEVERITIES.index(stop_on):
+        return None
+    return f"the doctor stops training: {worst.severity} {worst.code} at {worst.where}: {worst.evidence}"
+
+
+def finish_run(records: Records, findings: list[Finding], report: bool | str | Path, default_dir: str | Path,
+               say: Callable[[str], None]) -> Path | None:
+    """The end of a framework's run: `say` the findings, write the report (`report`: True for
+    doctor_report.html in `default_dir`, a path, or False for none) and return its path."""
+    from ..report import format_findings, write_report
+
+    say("training health:\n" + format_findings(findings))
+    if report is False:
+        return None
+    path = Path(default_dir) / REPORT_FILE if report is True else Path(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_report(records, path, findings)
+    say(f"training health report: {path}")
+    return path
+
+
 @dataclass
 class Update:
     """What a Monitor recorded since the last look: the new recording steps and the findings now."""
@@ -136,4 +170,4 @@ class Watch:
 
 
 __all__ = ["require", "severity_level", "dead_fraction", "record_scalars", "finding_scalars", "findings_text",
-           "Update", "Watch", "PREFIX", "GUIDE_LOG10"]
+           "check_stop_on", "stop_reason", "finish_run", "Update", "Watch", "PREFIX", "GUIDE_LOG10", "REPORT_FILE"]

@@ -15,15 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..checks import SEVERITIES, Finding
 from ..monitor import DEFAULT_EVERY, Monitor
-from ..records import Records
-from .common import PREFIX, Update, Watch, finding_scalars, findings_text, require
+from .common import PREFIX, Update, Watch, check_stop_on, finding_scalars, findings_text, finish_run, require, stop_reason
 
 pl = require("lightning.pytorch", "lightning", "makemore.diagnostics.integrations.lightning")
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn  # noqa: E402
-
-REPORT_FILE = "doctor_report.html"
 
 
 class DoctorCallback(pl.Callback):
@@ -41,8 +37,7 @@ class DoctorCallback(pl.Callback):
 
     def __init__(self, every: int = DEFAULT_EVERY, window: int = 5, n_classes: int | None = None,
                  report: bool | str | Path = True, stop_on: str | None = None) -> None:
-        if stop_on is not None and stop_on not in SEVERITIES:
-            raise ValueError(f"stop_on must be one of {SEVERITIES} or None, not {stop_on!r}")
+        check_stop_on(stop_on)
         self.every, self.window, self.n_classes = every, window, n_classes
         self.report, self.stop_on = report, stop_on
         self.monitor: Monitor | None = None
@@ -68,9 +63,8 @@ class DoctorCallback(pl.Callback):
         assert self.watch is not None
         if (up := self.watch.poll()) is not None:
             self._log(trainer, up)
-            if self.stop_on is not None and any(f.rank >= SEVERITIES.index(self.stop_on) for f in up.findings):
-                worst = max(up.findings, key=lambda f: f.rank)
-                rank_zero_warn(f"DoctorCallback stops training: {worst.severity} {worst.code} at {worst.where}: {worst.evidence}")
+            if (why := stop_reason(up.findings, self.stop_on)) is not None:
+                rank_zero_warn(why)
                 trainer.should_stop = True
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
@@ -80,9 +74,9 @@ class DoctorCallback(pl.Callback):
         up = self.watch.poll(final=True)
         if up is not None:
             self._log(trainer, up, final=True)
-        findings = up.findings if up is not None else []
         if trainer.is_global_zero:
-            self._finish(trainer, self.monitor.records, findings)
+            self.report_path = finish_run(self.monitor.records, up.findings if up is not None else [], self.report,
+                                          trainer.log_dir or trainer.default_root_dir, rank_zero_info)
 
     # ---------------------------------------------------------------------------------------
 
@@ -101,16 +95,5 @@ class DoctorCallback(pl.Callback):
                 if up.new or final:
                     writer.add_text(f"{PREFIX}/findings", findings_text(up.findings), up.step)
 
-    def _finish(self, trainer: Any, records: Records, findings: list[Finding]) -> None:
-        from ..report import format_findings, write_report
 
-        rank_zero_info("training health:\n" + format_findings(findings))
-        if self.report is False:
-            return
-        path = Path(trainer.log_dir or trainer.default_root_dir) / REPORT_FILE if self.report is True else Path(self.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.report_path = write_report(records, path, findings)
-        rank_zero_info(f"training health report: {self.report_path}")
-
-
-__all__ = ["DoctorCallback", "REPORT_FILE"]
+__all__ = ["DoctorCallback"]
