@@ -141,21 +141,3 @@ def test_tensorboard_flag(capsys, names_file, tmp_path):
         assert code == 2 and "pip install tensorboard" in err and not out.exists()
     else:
         assert code == 0 and any((out / "tensorboard").iterdir())
-
-
-def test_progress_bar_on_a_terminal_and_plain_lines_otherwise(names_file, tmp_path):
-    import io
-
-    from makemore.callbacks import Progress
-    from makemore.config import DataConfig, TrainConfig
-    from makemore.models import model_config
-    from makemore.run import train_run
-
-    for tty in (True, False):
-        stream = io.StringIO()
-        cfg = TrainConfig(steps=40, log_interval=20, eval_interval=40, schedule="constant")
-        train_run(DataConfig(input=str(names_file)), model_config("bigram"), cfg, tmp_path / f"r{tty}",
-                  extra_callbacks=(Progress(stream, tty=tty),), stream=io.StringIO(), n_samples=0)
-        text = stream.getvalue()
-        assert "steps/s" in text and "eta" in text and "lr 5.00e-04" in text
-        assert ("\r[" in text) == tty

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,12 +12,8 @@ from .checkpoint import Checkpoint, RunDir, save_checkpoint
 from .config import DataConfig
 from .data import Vocab
 from .errors import MakemoreError
+from .progress import ProgressBar, fmt_time
 from .train import Trainer
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 class MetricsLogger:
@@ -39,55 +34,80 @@ class MetricsLogger:
 
 
 class Progress:
-    """A one-line progress bar on a terminal; plain periodic lines otherwise (logs, CI, pipes)."""
+    """Training progress on a timer: a bar on a terminal (redrawn at least once a second, the loss
+    updated at log steps), plain lines otherwise (at log steps, and every `line_every_s` seconds
+    between them). Counting steps never reads the loss off the device.
 
-    def __init__(self, stream: IO[str] | None = None, tty: bool | None = None) -> None:
+    On a machine busier than its cores, a run with several threads is told about `--threads 1`.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, tty: bool | None = None, line_every_s: float = 10.0,
+                 desc: str = "train") -> None:
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty() if tty is None else tty
-        self.t0 = time.perf_counter()
-        self.step0 = 0
-        self.last_draw = 0.0
+        self.tty = tty
+        self.line_every_s = line_every_s
+        self.desc = desc
+        self.bar: ProgressBar | None = None
+        self.hinted = False
 
     def on_train_start(self, trainer: Trainer) -> None:
-        self.t0 = time.perf_counter()
-        self.step0 = trainer.state.step
-
-    def _rate(self, trainer: Trainer) -> float:
-        dt = time.perf_counter() - self.t0
-        return (trainer.state.step - self.step0) / dt if dt > 0 else 0.0
-
-    def _eta(self, trainer: Trainer, rate: float) -> str:
         c, s = trainer.cfg, trainer.state
-        left = []
-        if c.steps is not None and rate > 0:
-            left.append((c.steps - s.step) / rate)
-        if c.time is not None:
-            left.append(c.time - s.elapsed)
-        return _fmt_time(min(left)) if left else "?"
+        desc = f"{self.desc} ({c.time:g}s)" if c.time is not None and c.steps is None else self.desc
+        self.bar = ProgressBar(c.steps, desc, "step", self.stream, self.tty, line_every_s=self.line_every_s, initial=s.step)
+
+    def on_step_end(self, trainer: Trainer, loss: Any) -> None:
+        if self.bar is not None:
+            self.bar.update()
 
     def on_log(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        s, c = trainer.state, trainer.cfg
-        rate = self._rate(trainer)
-        total = f"/{c.steps}" if c.steps is not None else ""
-        line = (
-            f"step {s.step}{total} | loss {metrics['loss']:.4f} | lr {metrics['lr']:.2e} | "
-            f"{rate:.1f} steps/s | eta {self._eta(trainer, rate)}"
-        )
-        if self.tty:
-            frac = trainer.progress()
-            bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-            self.stream.write(f"\r[{bar}] {line}\033[K")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        if self.bar is None:
+            return
+        c, s = trainer.cfg, trainer.state
+        self.bar.set_postfix(f"loss {metrics['loss']:.4f} | lr {metrics['lr']:.2e}")
+        if not self.bar.tty:
+            left = [x for x in (self.bar.eta(), c.time - s.elapsed if c.time is not None else None) if x is not None]
+            total = f"/{c.steps}" if c.steps is not None else ""
+            self.bar.line(f"step {s.step}{total} | loss {metrics['loss']:.4f} | lr {metrics['lr']:.2e} | "
+                          f"{self.bar.rate():.1f} steps/s | eta {fmt_time(min(left)) if left else '?'}")
+        self._thread_hint(s.elapsed)
+
+    def _thread_hint(self, elapsed: float) -> None:
+        """Once, after a few seconds: several threads on a machine whose load exceeds its cores."""
+        if self.hinted or elapsed < 5 or self.bar is None:
+            return
+        self.hinted = True
+        hint = busy_machine_hint()
+        if hint:
+            self.bar.write(hint)
 
     def on_eval(self, trainer: Trainer, metrics: dict[str, float]) -> None:
-        if "val_loss" not in metrics:
+        if "val_loss" not in metrics or self.bar is None:
             return
         mark = " (best)" if metrics.get("is_best") else ""
-        prefix = "\n" if self.tty else ""
-        self.stream.write(f"{prefix}step {metrics['step']} | val loss {metrics['val_loss']:.4f}{mark}\n")
-        self.stream.flush()
+        self.bar.write(f"step {metrics['step']} | val loss {metrics['val_loss']:.4f}{mark}")
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def busy_machine_hint() -> str | None:
+    """A sentence suggesting `--threads 1` when PyTorch uses several threads on a machine whose
+    load average is above its core count (threads then wait for each other); else None."""
+    import os
+
+    import torch
+
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return None
+    if threads > 1 and load > cores:
+        return (f"note: this machine is busy (load {load:.1f} on {cores} cores) and PyTorch uses {threads} threads; "
+                "training is often faster with --threads 1 (bench/threads.py measures it)")
+    return None
 
 
 class StepZeroReport:

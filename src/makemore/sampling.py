@@ -26,15 +26,16 @@ def generate(
     seed: int = 0,
     device: torch.device | str = "cpu",
 ) -> list[str]:
-    """Sample `n` items; the same seed gives the same items.
+    """Sample `n` items; the same seed gives the same items. `temperature=0` is greedy decoding
+    (every item the same: the most likely character at each position).
 
     Raises:
         MakemoreError: bad temperature/top-k, or a prefix with characters the model never saw.
     """
     if n < 1:
         raise MakemoreError(f"-n must be at least 1, got {n}")
-    if not temperature > 0:
-        raise MakemoreError(f"--temperature must be positive, got {temperature}")
+    if not temperature >= 0:
+        raise MakemoreError(f"--temperature must be zero (greedy: the most likely character) or positive, got {temperature}")
     if top_k is not None and top_k < 1:
         raise MakemoreError(f"--top-k must be at least 1, got {top_k}")
     unknown = vocab.unknown([prefix])
@@ -58,11 +59,14 @@ def generate(
         while idx.size(1) < block_size + 1 and not bool(done.all()):
             if not cached:
                 logits = model(idx)[0][:, -1, :]  # (n, V): re-run the whole context
-            logits = logits.float() / temperature
-            if top_k is not None and top_k < logits.size(-1):
-                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen)  # (n, 1)
+            if temperature == 0:  # greedy decoding: the limit of softmax(logits / T) as T -> 0
+                nxt = logits.argmax(dim=-1, keepdim=True)  # (n, 1)
+            else:
+                logits = logits.float() / temperature
+                if top_k is not None and top_k < logits.size(-1):
+                    kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen)  # (n, 1)
             nxt = nxt.masked_fill(done.unsqueeze(1), BOUNDARY)
             done |= nxt.squeeze(1) == BOUNDARY
             idx = torch.cat([idx, nxt], dim=1)
