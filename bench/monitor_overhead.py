@@ -22,7 +22,7 @@ import torch
 
 from makemore.config import DataConfig, TrainConfig
 from makemore.data import load_dataset
-from makemore.diagnostics.doctor import MonitorCallback
+from makemore.doctor import MonitorCallback
 from makemore.models import create_model, get_spec, model_config
 from makemore.train import Trainer
 

@@ -11,7 +11,7 @@ import torch
 
 from makemore.config import DataConfig, TrainConfig
 from makemore.data import load_dataset
-from makemore.diagnostics.doctor import MonitorCallback
+from makemore.doctor import MonitorCallback
 from makemore.models import create_model, model_config
 from makemore.speed import SpeedOptions
 from makemore.train import Trainer

@@ -290,7 +290,7 @@ def test_graph_captured_step_follows_the_eager_step(tiny_file, name: str) -> Non
 
 @cuda
 def test_the_monitor_keeps_steps_eager_on_cuda(tiny_file) -> None:
-    from makemore.diagnostics.doctor import MonitorCallback
+    from makemore.doctor import MonitorCallback
 
     ds = load_dataset(DataConfig(input=str(tiny_file))).to(torch.device("cuda"))
     m = create_model(model_config("mlp", vocab_size=ds.vocab.size, block_size=ds.block_size)).cuda()

@@ -218,7 +218,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     monitor = None
     a.monitor = a.monitor or a.monitor_every is not None
     if a.monitor:
-        from .diagnostics.doctor import MonitorCallback
+        from .doctor import MonitorCallback
         from .diagnostics.monitor import DEFAULT_EVERY
 
         monitor = MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out)
@@ -365,8 +365,8 @@ def add_doctor(p: argparse.ArgumentParser) -> None:
 
 def cmd_doctor(a: argparse.Namespace) -> int:
     """Train briefly with the monitor on; exit 0 when healthy, 1 when a warning or error was found."""
-    from .diagnostics.doctor import doctor_run
     from .diagnostics.report import exit_code, format_findings, write_report
+    from .doctor import doctor_run
 
     tcfg = train_config_from_args(a, default_steps=300)
     result = doctor_run(data_config_from_args(a), model_config_from_args(a), tcfg, every=a.every, window=a.window, stream=sys.stderr)
@@ -391,7 +391,7 @@ def add_report(p: argparse.ArgumentParser) -> None:
 def cmd_report(a: argparse.Namespace) -> int:
     """Regenerate the training-health report from the records saved by `train --monitor`."""
     from .diagnostics.checks import run_checks
-    from .diagnostics.doctor import RECORDS_FILE, REPORT_FILE
+    from .doctor import RECORDS_FILE, REPORT_FILE, is_makemore_run, with_flags
     from .diagnostics.records import Records
     from .diagnostics.report import exit_code, format_findings, write_report
 
@@ -405,6 +405,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         raise MakemoreError(f"{path} is not a readable diagnostics file ({e})") from None
     out = Path(a.out) if a.out else path.parent / REPORT_FILE
     findings = run_checks(records)
+    if is_makemore_run(records):
+        findings = with_flags(findings)
     write_report(records, out, findings)
     print(format_findings(findings))
     print(f"report: {out}")

@@ -9,7 +9,6 @@ Activations & Gradients, BatchNorm"):
     checks.py   pure functions Records -> [Finding(code, severity, where, evidence, fix)]
     plots.py    matplotlib pictures of the records
     report.py   one self-contained HTML file: findings first, then the pictures
-    doctor.py   the Trainer callback and `makemore doctor`: a short monitored run
 
     from makemore.diagnostics import Monitor
     with Monitor(model, optimizer) as mon:

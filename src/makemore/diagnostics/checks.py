@@ -160,7 +160,7 @@ def check_init_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
         f"step-0 loss {loss0:.2f}, expected about {expected:.2f} (ln {r.n_classes}) for a near-uniform softmax; "
         f"healthy below {expected * (1 + t.init_loss_rel):.2f}",
         f"scale {where}'s initial weights down (multiply by about 0.01-0.1) and zero its bias, so the first "
-        "logits are near zero and the softmax near uniform (makemore: --init-output-scale 0.1)",
+        "logits are near zero and the softmax near uniform",
         step=0,
     )]
 
@@ -194,7 +194,7 @@ def check_saturation(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
         + (f"; also {others}" if others else "") + f"; healthy below {t.saturated_init:.0%} (about 5-20% at init)",
         f"the inputs of {m.name} are too large: initialize {prev or 'the layer before it'} with std = gain/sqrt(fan_in) "
         "and gain 5/3 for tanh (kaiming_normal_(w, nonlinearity='tanh')), or put BatchNorm/LayerNorm before the "
-        "nonlinearity (makemore: leave --init-gain at its default, or --norm batch)",
+        "nonlinearity",
         step=step,
     )]
 
@@ -262,7 +262,7 @@ def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             "grad.exploding", "error", name,
             f"the gradient at {name} has NaN or Inf values at step {step}; healthy: all finite",
             "lower the learning rate (about 10x), clip the gradient norm (clip_grad_norm_ to 1.0), and check the "
-            "initialization scale; makemore: --lr, --grad-clip 1.0",
+            "initialization scale",
             step=step,
         ))
     chain = _depth_chain(r)
@@ -285,7 +285,7 @@ def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             f"{len(chain)} layers); {healthy}",
             "gradients fade on their way to the early layers: use the nonlinearity's gain in the init "
             "(kaiming_normal_, 5/3 for tanh), add BatchNorm/LayerNorm, or residual connections; saturated "
-            "units also block gradients (makemore: default --init-gain, --norm batch)",
+            "units also block gradients",
             step=lo_step,
         ))
     elif hi > t.depth_decades:
@@ -380,7 +380,7 @@ def check_bias_before_batchnorm(r: Records, t: Thresholds = DEFAULT) -> list[Fin
         out.append(Finding(
             "norm.bias_before_batchnorm", "warning", a.bias_param, ev,
             f"build {a.name} with bias=False: BatchNorm's own shift (its bias, beta) does the job, and this bias only "
-            "wastes parameters and optimizer state (makemore: drop --hidden-bias)",
+            "wastes parameters and optimizer state",
             step=recs[-1].step if recs else None,
         ))
     return out
@@ -396,7 +396,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             "loss.diverging", "error", "loss",
             f"the loss became {L[bad]} at step {r.first_step + bad} (last finite "
             f"{next((x for x in reversed(L[:bad]) if math.isfinite(x)), math.nan):.3g}); healthy: finite and falling",
-            "lower the learning rate about 10x and clip the gradient norm (makemore: --lr, --grad-clip 1.0)",
+            "lower the learning rate about 10x and clip the gradient norm (clip_grad_norm_ to 1.0)",
             step=r.first_step + bad,
         )]
     n = len(L)
@@ -418,7 +418,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             f"the loss ended at {end:.3f} (moving average over {w} steps), above the {L[0]:.3f} it started from "
             f"(peak {top:.3g}); healthy: it falls from the start",
             "the steps are far too large: lower the learning rate (about 10-100x) and clip the gradient norm "
-            "(makemore: --lr, --grad-clip 1.0)",
+            "(clip_grad_norm_ to 1.0)",
             step=r.first_step + n - 1,
         )]
     if end > best + max(t.diverge_abs, t.diverge_rel * best):
@@ -426,8 +426,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             "loss.diverging", "error" if end > start else "warning", "loss",
             f"the loss (moving average over {w} steps) rose from its best {best:.3f} at step {best_step} to {end:.3f} "
             f"at the end (started at {start:.3f}); healthy: it keeps falling or stays flat",
-            "lower the learning rate (about 10x) or decay it, and clip the gradient norm (makemore: --lr, "
-            "--schedule cosine, --grad-clip 1.0)",
+            "lower the learning rate (about 10x) or decay it (a cosine schedule), and clip the gradient norm",
             step=r.first_step + n - 1,
         )]
     if spike:
@@ -437,7 +436,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             f"the loss rose from {L[0]:.3f} at step {r.first_step} to {top:.3f} (5-step average) at step {at} before "
             f"coming down; healthy: it falls from the start (at most {margin0:.2f} above the first loss)",
             "the first steps overshoot: lower the learning rate (about 10x) or warm it up over the first hundred "
-            "steps (makemore: --lr, --warmup 100)",
+            "steps (a linear warm-up, e.g. LambdaLR)",
             step=at,
         )]
     if n >= t.plateau_min_steps and start > 0 and (start - end) / start < t.plateau_rel:

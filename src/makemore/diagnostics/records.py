@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,15 +185,29 @@ class Records:
 
     def save(self, path: str | Path) -> None:
         """Write the records as JSON (atomically: a temp file renamed over `path`)."""
-        from ..checkpoint import atomic_write_bytes
-
-        text = json.dumps(self.to_dict(), separators=(",", ":"))
-        atomic_write_bytes(Path(path), lambda f: f.write(text.encode("utf-8")))
+        write_text_atomic(Path(path), json.dumps(self.to_dict(), separators=(",", ":")))
 
     @classmethod
     def load(cls, path: str | Path) -> Records:
         with Path(path).open(encoding="utf-8") as f:
             return cls.from_dict(json.load(f))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temp file beside `path`, then rename it over `path`: a reader never sees
+    half a file. (The diagnostics keep their own copy so that they import nothing from the app.)"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the file gets the mode open() would give
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _hist(d: dict[str, Any] | None) -> Histogram | None:
@@ -209,5 +225,5 @@ def _step_from_dict(d: dict[str, Any]) -> StepRecord:
 
 
 __all__ = [
-    "Histogram", "ActStats", "GradStats", "ParamStats", "NormStats", "StepRecord", "ModuleInfo", "UnitMap", "Records",
+    "write_text_atomic", "Histogram", "ActStats", "GradStats", "ParamStats", "NormStats", "StepRecord", "ModuleInfo", "UnitMap", "Records",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .checks import Finding, run_checks
 from .plots import Picture, Series, pictures
-from .records import Records
+from .records import Records, write_text_atomic
 
 _CSS = """
 *{box-sizing:border-box}
@@ -149,10 +149,7 @@ def render_report(records: Records, findings: list[Finding] | None = None, title
 
 def write_report(records: Records, path: Path, findings: list[Finding] | None = None, title: str | None = None) -> Path:
     """Write the report to `path` atomically and return the path."""
-    from ..checkpoint import atomic_write_bytes
-
-    text = render_report(records, findings, title)
-    atomic_write_bytes(Path(path), lambda f: f.write(text.encode("utf-8")))
+    write_text_atomic(Path(path), render_report(records, findings, title))
     return Path(path)
 
 

@@ -3,7 +3,7 @@
 An experiment computes plain data (`Table`s of rows and columns) and matplotlib figures; the
 runner in `makemore.lab` prints the tables and writes the PNGs, `results.json` and one short
 self-contained HTML page. Training goes through `makemore.train.Trainer` with the diagnostics
-monitor attached as a callback (`makemore.diagnostics.doctor.MonitorCallback`), so every
+monitor attached as a callback (`makemore.doctor.MonitorCallback`), so every
 experiment trains exactly as `makemore train` does and gets the doctor's verdict for free.
 """
 
@@ -184,7 +184,7 @@ class Lab:
         with `diverged=True`; that is a result of the experiment, not an error.
         """
         from ..diagnostics import run_checks
-        from ..diagnostics.doctor import MonitorCallback, fit_monitored
+        from ..doctor import MonitorCallback, fit_monitored
 
         steps = cfg.steps or 1
         cb = MonitorCallback(every=max(1, steps // (4 if self.quick else 40)), stop_on_nonfinite=True)

@@ -1,9 +1,12 @@
-"""The monitor as a Trainer callback, and the doctor: a short monitored run of a configuration.
+"""The doctor for makemore runs: the monitor as a Trainer callback, a short monitored run, and
+the makemore options that carry out each generic fix.
 
-`MonitorCallback` plugs a `Monitor` into `makemore.train.Trainer` (the loop knows nothing about
-diagnostics); `makemore train --monitor` uses it to write `diagnostics.json` and `report.html`
-into the run directory. `doctor_run` trains a configuration for a few hundred steps with the
-monitor on and returns the records and findings (`makemore doctor`, `bench/doctor_suite.py`).
+`makemore.diagnostics` knows PyTorch, not this app. This module is the glue: `MonitorCallback`
+plugs a `Monitor` into `makemore.train.Trainer` (the loop knows nothing about diagnostics);
+`makemore train --monitor` uses it to write `diagnostics.json` and `report.html` into the run
+directory. `doctor_run` trains a configuration for a few hundred steps with the monitor on and
+returns the records and findings (`makemore doctor`, `bench/doctor_suite.py`). `with_flags` adds
+to each finding's fix the command-line options that apply it to a makemore run.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from typing import IO, Any
 
 import torch
 
-from ..config import DataConfig, ModelConfig, TrainConfig, to_dict
-from ..errors import MakemoreError
-from .checks import Finding, run_checks
-from .monitor import DEFAULT_EVERY, Monitor
-from .records import Records
+from .config import DataConfig, ModelConfig, TrainConfig, to_dict
+from .diagnostics.checks import Finding, run_checks
+from .diagnostics.monitor import DEFAULT_EVERY, Monitor
+from .diagnostics.records import Records
+from .errors import MakemoreError
 
 RECORDS_FILE = "diagnostics.json"
 REPORT_FILE = "report.html"
@@ -50,7 +53,7 @@ class MonitorCallback:
             return
         self.monitor = Monitor(trainer.model, trainer.optimizer, every=self.every, window=self.window,
                                n_classes=trainer.dataset.vocab.size, start_step=trainer.state.step)
-        self.monitor.records.meta |= self.meta
+        self.monitor.records.meta |= {"app": "makemore", **self.meta}
 
     @property
     def recording(self) -> bool:
@@ -77,10 +80,10 @@ class MonitorCallback:
             return Records(every=self.every, window=self.window, n_classes=None, first_step=0, meta=dict(self.meta))
         records = self.monitor.close()
         if self.out_dir is not None:
-            from .report import write_report
+            from .diagnostics.report import write_report
 
             records.save(self.out_dir / RECORDS_FILE)
-            write_report(records, self.out_dir / REPORT_FILE)
+            write_report(records, self.out_dir / REPORT_FILE, with_flags(run_checks(records)))
         return records
 
 
@@ -117,10 +120,10 @@ def doctor_run(
     stream: IO[str] | None = None,
 ) -> DoctorResult:
     """Train the configuration for `train_cfg.steps` steps with the monitor on; no run directory."""
-    from ..data import load_dataset
-    from ..models import create_model
-    from ..run import resolve_device
-    from ..train import Trainer, validate_train_config
+    from .data import load_dataset
+    from .models import create_model
+    from .run import resolve_device
+    from .train import Trainer, validate_train_config
 
     steps = train_cfg.steps or 300
     train_cfg = dataclasses.replace(train_cfg, steps=steps, time=None, eval_interval=steps + 1, log_interval=steps + 1)
@@ -139,7 +142,35 @@ def doctor_run(
     records, diverged = fit_monitored(trainer, cb)
     if stream is not None and cb.monitor is None:
         stream.write(f"{model_cfg.name} is fitted in closed form; there is no training to diagnose\n")
-    return DoctorResult(records, run_checks(records), diverged, trainer.state.step)
+    return DoctorResult(records, with_flags(run_checks(records)), diverged, trainer.state.step)
 
 
-__all__ = ["MonitorCallback", "DoctorResult", "doctor_run", "fit_monitored", "default_every", "RECORDS_FILE", "REPORT_FILE"]
+# the makemore options that carry out each code's generic fix
+FLAGS: dict[str, str] = {
+    "init.loss_too_high": "--init-output-scale 0.1",
+    "act.saturated": "leave --init-gain at its default, or --norm batch",
+    "act.dead_units": "--bias-init 0, or --activation tanh; a lower --lr if they die during training",
+    "grad.vanishing": "leave --init-gain at its default, or --norm batch",
+    "grad.exploding": "a lower --lr, --grad-clip 1.0",
+    "update.too_large": "a lower --lr, --warmup 100",
+    "update.too_small": "a higher --lr",
+    "norm.batch_stats_mismatch": "--bn-momentum 0.1, or --norm layer",
+    "norm.bias_before_batchnorm": "drop --hidden-bias",
+    "loss.diverging": "a lower --lr, --grad-clip 1.0, --warmup 100",
+    "loss.plateau": "a higher --lr",
+}
+
+
+def with_flags(findings: list[Finding]) -> list[Finding]:
+    """The findings of a makemore run, each fix followed by the options that apply it."""
+    return [dataclasses.replace(f, fix=f"{f.fix} (makemore: {FLAGS[f.code]})") if f.code in FLAGS else f
+            for f in findings]
+
+
+def is_makemore_run(records: Records) -> bool:
+    """Whether the records come from a makemore run (its configuration is in their meta)."""
+    return records.meta.get("app") == "makemore" or "model_config" in records.meta
+
+
+__all__ = ["MonitorCallback", "DoctorResult", "doctor_run", "fit_monitored", "default_every", "with_flags",
+           "is_makemore_run", "FLAGS", "RECORDS_FILE", "REPORT_FILE"]
