@@ -34,12 +34,14 @@ REPORT_FILE = "doctor_report.html"  # the framework callbacks' report, in the ru
 GUIDE_LOG10 = -3.0  # the lecture's healthy update:data ratio, 1e-3
 
 
-def require(module: str, extra: str, what: str) -> ModuleType:
-    """Import `module`, or raise an ImportError of one sentence naming the extra to install."""
+def require(module: str, extra: str, what: str, package: str | None = None) -> ModuleType:
+    """Import `module`, or raise an ImportError of one sentence: `what` needs `package` (default:
+    the module's top-level name), installed with makemore's extra `extra`."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"{what} needs the {module.split('.')[0]} package: pip install 'makemore[{extra}]'") from None
+        package = package or module.split(".")[0]
+        raise ImportError(f"{what} needs the {package} package: pip install 'makemore[{extra}]'") from None
 
 
 def severity_level(severity: str) -> int:

@@ -23,7 +23,7 @@ from ..monitor import Monitor
 from ..records import Histogram, Records, StepRecord
 from .common import PREFIX, Update, Watch, finding_scalars, findings_text, require
 
-require("torch.utils.tensorboard", "tensorboard", "makemore.diagnostics.integrations.tensorboard")
+require("torch.utils.tensorboard", "tensorboard", "makemore.diagnostics.integrations.tensorboard", package="tensorboard")
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 # one chart per family in the Custom Scalars tab: every layer (and the guide) on the same axes
