@@ -10,38 +10,20 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may be downloaded
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
-from integrations_fixtures import fast_report  # noqa: E402,F401
+from integrations_fixtures import VOCAB, Tokens, fast_report, tiny_gpt2  # noqa: E402
 from makemore.diagnostics.integrations.hf import DoctorCallback  # noqa: E402
-
-VOCAB, T = 27, 16
-
-
-class Tokens(torch.utils.data.Dataset):
-    """Random token sequences, the labels the inputs themselves (the model shifts them)."""
-
-    def __len__(self) -> int:
-        return 512
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        x = torch.randint(0, VOCAB, (T,), generator=torch.Generator().manual_seed(i))
-        return {"input_ids": x, "labels": x}
-
 
 def train(tmp_path: Path, init_range: float, steps: int, accumulate: int = 1, **kw: object):
     transformers.utils.logging.set_verbosity_error()
-    torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=VOCAB, n_positions=T,
-                                  initializer_range=init_range, bos_token_id=0, eos_token_id=0)
     cb = DoctorCallback(every=5, **kw)
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), use_cpu=True, report_to="none", max_steps=steps, per_device_train_batch_size=8,
         gradient_accumulation_steps=accumulate, logging_steps=1, save_strategy="no", disable_tqdm=True,
         learning_rate=1e-3, dataloader_num_workers=0)
-    trainer = transformers.Trainer(model=transformers.GPT2LMHeadModel(cfg), args=args, train_dataset=Tokens(),
+    trainer = transformers.Trainer(model=tiny_gpt2(init_range), args=args, train_dataset=Tokens(),
                                    callbacks=[cb])
     trainer.train()
     return cb, trainer
@@ -51,7 +33,8 @@ def doctor_logs(trainer) -> list[dict[str, float]]:
     return [e for e in trainer.state.log_history if any(k.startswith("doctor/") for k in e)]
 
 
-def test_too_large_output_init_reaches_the_log_history_and_the_report(tmp_path: Path, fast_report: None) -> None:
+def test_too_large_output_init_reaches_the_log_history_and_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_report(monkeypatch)
     cb, trainer = train(tmp_path, init_range=1.0, steps=10)
     found = [(e["step"], e["doctor/finding/init.loss_too_high"]) for e in doctor_logs(trainer)
              if "doctor/finding/init.loss_too_high" in e]

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from integrations_fixtures import data, fast_report, tanh_mlp, train_steps  # noqa: F401
+from integrations_fixtures import data, fast_report, lightning_module, tanh_mlp, train_steps
 from makemore.diagnostics import Monitor
 
 L = pytest.importorskip("lightning.pytorch")
@@ -22,22 +21,6 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from makemore.diagnostics.integrations.lightning import DoctorCallback  # noqa: E402
 
 BATCH, LR = 64, 3e-3
-
-
-class Classifier(L.LightningModule):
-    def __init__(self, saturated: bool) -> None:
-        super().__init__()
-        self.net = tanh_mlp(saturated)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(self(x), y)
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=LR)
 
 
 def fit(tmp_path: Path, saturated: bool, steps: int, **kw: object) -> tuple[DoctorCallback, L.Trainer]:
@@ -50,7 +33,7 @@ def fit(tmp_path: Path, saturated: bool, steps: int, **kw: object) -> tuple[Doct
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's advice about DataLoader workers on a tiny CPU run
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-        trainer.fit(Classifier(saturated), loader)
+        trainer.fit(lightning_module(saturated, LR), loader)
     return cb, trainer
 
 
@@ -59,7 +42,8 @@ def logged(trainer: L.Trainer) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_saturated_layer_reaches_the_logger_and_the_report(tmp_path: Path, fast_report: None) -> None:
+def test_saturated_layer_reaches_the_logger_and_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_report(monkeypatch)
     cb, trainer = fit(tmp_path, saturated=True, steps=30)
     rows = logged(trainer)
     # the finding, through Lightning's logger: 3 = error, from the first recording on

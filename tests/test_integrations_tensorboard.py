@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from integrations_fixtures import fast_report, tanh_mlp, train_steps  # noqa: F401
+from integrations_fixtures import fast_report, tanh_mlp, train_steps
 from makemore.diagnostics import Monitor, Records, run_checks
 from makemore.diagnostics.integrations.common import record_scalars
 
@@ -62,7 +62,8 @@ def test_plain_loop_writes_records_histograms_and_findings(tmp_path: Path) -> No
     assert [e.value for e in ea.Scalars("doctor/finding/act.saturated")] == [3.0] * 5
 
 
-def test_train_cli_writes_the_doctor_next_to_the_loss(names_file: Path, tmp_path: Path, fast_report: None) -> None:
+def test_train_cli_writes_the_doctor_next_to_the_loss(names_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_report(monkeypatch)
     from makemore.cli import main
 
     out = tmp_path / "run"
