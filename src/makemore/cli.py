@@ -63,12 +63,23 @@ def _floats(s: str) -> tuple[float, ...]:
 # option groups shared by train and doctor
 
 
+def _split(s: str) -> tuple[float, ...] | str:
+    if s == "lecture":
+        return s
+    fracs = _floats(s)
+    if len(fracs) != 3 or any(f < 0 for f in fracs) or abs(sum(fracs) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"expected 'lecture' or three fractions that sum to 1, such as 0.8,0.1,0.1, got {s!r}")
+    return fracs
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("input", nargs="?", default=None, help="text file, one item per line (default: built-in US first names)")
     g.add_argument("--val-file", default=None, help="validation items instead of a split of INPUT")
     g.add_argument("--test-file", default=None, help="test items instead of a split of INPUT")
     g.add_argument("--max-len", type=int, default=DataConfig.max_len, help="longest item accepted, in characters")
+    g.add_argument("--split", type=_split, default=DataConfig.split,
+                   help="train/val/test fractions (0.8,0.1,0.1), or 'lecture': the lectures' cut of their shuffle")
     g.add_argument("--split-seed", type=int, default=DataConfig.seed, help="seed of the train/val/test shuffle")
 
 
@@ -100,6 +111,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=_positive_int, default=None, help=f"optimizer steps ({TrainConfig.steps} when neither --steps nor --time is given)")
     g.add_argument("--time", type=float, default=None, help="train for this many seconds")
     g.add_argument("--batch-size", type=int, default=None, help=f"items per step (default: the model's, else {TrainConfig.batch_size})")
+    g.add_argument("--batches", choices=["items", "examples"], default=TrainConfig.batches,
+                   help="whole items per batch, or the lectures' independent (context, next character) examples "
+                        "(models with a fixed context: bigram, counts, mlp, wavenet)")
     g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default=TrainConfig.optimizer, help="optimizer")
     g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: the model's, see `makemore models`, else {TrainConfig.lr})")
     g.add_argument("--momentum", type=float, default=TrainConfig.momentum, help="momentum (sgd, rmsprop)")
@@ -128,7 +142,8 @@ def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
 
 
 def data_config_from_args(a: argparse.Namespace) -> DataConfig:
-    return DataConfig(input=a.input, val_file=a.val_file, test_file=a.test_file, max_len=a.max_len, seed=a.split_seed)
+    return DataConfig(input=a.input, val_file=a.val_file, test_file=a.test_file, split=a.split, max_len=a.max_len,
+                      seed=a.split_seed)
 
 
 def train_config_from_args(a: argparse.Namespace, default_steps: int | None = TrainConfig.steps) -> TrainConfig:
@@ -147,7 +162,7 @@ def train_config_from_args(a: argparse.Namespace, default_steps: int | None = Tr
         return given if given is not None else family.get(name, getattr(TrainConfig, name))
 
     return TrainConfig(
-        steps=steps, time=a.time, batch_size=pick("batch_size"), optimizer=a.optimizer, lr=pick("lr"), momentum=a.momentum,
+        steps=steps, time=a.time, batch_size=pick("batch_size"), batches=a.batches, optimizer=a.optimizer, lr=pick("lr"), momentum=a.momentum,
         weight_decay=pick("weight_decay"), grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=pick("warmup"),
         min_lr=a.min_lr, lr_drops=a.lr_drops, lr_drop_factor=a.lr_drop_factor, eval_interval=a.eval_interval,
         log_interval=a.log_interval, seed=a.seed, device=a.device,
@@ -421,6 +436,10 @@ def add_lab(p: argparse.ArgumentParser) -> None:
                    help="size: training steps per configuration, or timing repeats (default: the experiment's, see --list)")
     p.add_argument("--quick", action="store_true", help="the small size the tests use")
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of initialization, batches and random inputs")
+    p.add_argument("--split", type=_split, default="lecture",
+                   help="'lecture' (the lectures' split, default) or train/val/test fractions such as 0.8,0.1,0.1")
+    p.add_argument("--batches", choices=["examples", "items"], default="examples",
+                   help="the lectures' 32 independent (context, next) examples per step (default), or whole items")
     p.add_argument("--out", default=None, help="directory for index.html, the PNGs and results.json (default: runs/lab-NAME)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (the lectures' models are too small to gain from more)")
     p.add_argument("--device", default="cpu", help="auto, cpu or cuda (training experiments; timings run on the CPU)")
@@ -446,7 +465,7 @@ def cmd_lab(a: argparse.Namespace) -> int:
     torch.set_num_threads(a.threads)
     out = Path(a.out or f"runs/lab-{a.name}")
     settings = LabSettings(input=a.input, steps=a.steps, seed=a.seed, out=out, quick=a.quick,
-                           device=str(resolve_device(a.device)))
+                           device=str(resolve_device(a.device)), split=a.split, batches=a.batches)
     run_experiment(a.name, settings)
     return 0
 

@@ -19,7 +19,8 @@ class DataConfig:
     input: str | None = None          # path to a file of lines; None: the built-in corpus
     val_file: str | None = None       # explicit validation items instead of a split
     test_file: str | None = None      # explicit test items instead of a split
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/val/test fractions
+    # train/val/test fractions, or "lecture": the lectures' cut of their shuffle (int(0.8 n), int(0.9 n))
+    split: tuple[float, float, float] | str = (0.8, 0.1, 0.1)
     max_len: int = 64                 # longest item (in characters) accepted
     seed: int = 42                    # seed of the shuffle before splitting
 
@@ -53,7 +54,10 @@ class ModelConfig:
 class TrainConfig:
     steps: int | None = 3000          # stop after this many optimizer steps (None: only --time)
     time: float | None = None         # ... or after this many seconds of training
-    batch_size: int = 32              # items per step (each item is a whole line)
+    batch_size: int = 32              # items (or examples) per step
+    # items: whole lines, every position a target; examples: the lectures' independent
+    # (context, next character) pairs, for models with a fixed context (makemore.examples)
+    batches: str = "items"
     optimizer: str = "adamw"          # adamw | sgd | rmsprop
     lr: float = 5e-4
     momentum: float = 0.9             # sgd momentum (0 for plain SGD)

@@ -160,6 +160,17 @@ def split_items(items: Sequence[str], fractions: tuple[float, float, float], see
     return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
 
+def lecture_split(items: Sequence[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
+    """The lectures' split: `random.seed(42); random.shuffle(words)`, then the first 80%, the next
+    10% and the rest, cut at int(0.8 n) and int(0.9 n) (makemore parts 2-5's `build_dataset` cells)."""
+    if len(items) < 3:
+        raise MakemoreError(f"need at least 3 items to make train/val/test splits, got {len(items)}")
+    order = list(items)
+    random.Random(seed).shuffle(order)  # the same draws as random.seed(seed); random.shuffle(order)
+    n1, n2 = int(0.8 * len(order)), int(0.9 * len(order))
+    return order[:n1], order[n1:n2], order[n2:]
+
+
 def build_splits(train: list[str], val: list[str], test: list[str], source: str, block_size: int | None = None, vocab: Vocab | None = None) -> Dataset:
     """Build the vocabulary from `train` (unless given) and encode all three splits.
 
@@ -199,7 +210,12 @@ def load_dataset(cfg: DataConfig) -> Dataset:
             f"input file {source} has only {len(items)} item(s); makemore needs at least 3 "
             "to make train/val/test splits"
         )
-    train, val, test = split_items(items, cfg.split, cfg.seed)
+    if cfg.split == "lecture":
+        train, val, test = lecture_split(items, cfg.seed)
+    elif isinstance(cfg.split, str):
+        raise MakemoreError(f"unknown split {cfg.split!r}; give 'lecture' or three fractions such as 0.8,0.1,0.1")
+    else:
+        train, val, test = split_items(items, cfg.split, cfg.seed)
     # an explicit file replaces the held-out part it stands for; those items go back to training
     if cfg.val_file:
         train, val = train + val, read_items(cfg.val_file, cfg.max_len, "validation")

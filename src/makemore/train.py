@@ -25,6 +25,7 @@ from .config import TrainConfig
 from .data import IGNORE, Dataset, Split
 from .errors import MakemoreError
 from .evaluate import evaluate_split
+from .examples import Examples, batch_rows
 from .speed import SpeedOptions, fast_loss
 from .speed.compile import autocast, compile_module, first_line, note
 from .speed.graph import GraphedStep
@@ -158,9 +159,10 @@ class Sampler(Protocol):
 
 
 class RowSampler:
-    """The default batches: `batch_size` whole items (rows of `split`), uniformly with replacement."""
+    """The default batches: `batch_size` rows of `split` (whole items, or the lectures' examples,
+    see `makemore.examples`), uniformly with replacement."""
 
-    def __init__(self, split: Split, batch_size: int) -> None:
+    def __init__(self, split: Split | Examples, batch_size: int) -> None:
         self.split, self.batch_size = split, batch_size
 
     def indices(self, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -249,7 +251,7 @@ class Trainer:
         self.callbacks = ([monitor] if monitor is not None else []) + list(callbacks)  # the monitor's step first
         self.rank, self.world_size = rank, world_size
         self.train_split = dataset.splits["train"]
-        self.sampler = sampler or RowSampler(self.train_split, cfg.batch_size)
+        self.sampler = sampler or RowSampler(batch_rows(self.train_split, cfg.batches, model), cfg.batch_size)
         # batch indices come from their own generator so they do not depend on anything else
         # (dropout, initialization) and can be saved and restored for bit-exact resume
         self.batch_gen = torch.Generator(device=device)

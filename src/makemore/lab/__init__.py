@@ -45,6 +45,10 @@ def reproduce_command(name: str, settings: LabSettings, steps: int) -> str:
     """The `makemore lab` command line that gives the same result."""
     cmd = ["makemore", "lab", name] + ([settings.input] if settings.input else [])
     cmd += ["--steps", str(steps), "--seed", str(settings.seed)]
+    if settings.split != "lecture":
+        cmd += ["--split", ",".join(f"{f:g}" for f in settings.split)]
+    if settings.batches != "examples":
+        cmd += ["--batches", settings.batches]
     if settings.out is not None:
         cmd += ["--out", str(settings.out)]
     return shlex.join(cmd)
@@ -79,7 +83,7 @@ def run_experiment(name: str, settings: LabSettings, stream: IO[str] | None = No
             fig.savefig(images[-1], dpi=100)
         command = reproduce_command(name, settings, steps)
         results = {"experiment": name, "command": command, "steps": steps, "seed": settings.seed,
-                   "input": settings.input or "builtin:names", "tables": [t.to_dict() for t in outcome.tables],
+                   "input": settings.input or "builtin:names", "split": settings.split, "batches": settings.batches, "tables": [t.to_dict() for t in outcome.tables],
                    "notes": outcome.notes}
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         page = write_page(out / "index.html", exp.title, command, outcome, images)  # written last

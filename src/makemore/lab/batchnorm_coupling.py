@@ -16,7 +16,7 @@ import torch
 
 from ..batchnorm import coupling
 from ..models import create_model, model_config
-from .common import Experiment, Lab, Outcome, Table, lecture_batch_size, new_figure
+from .common import Experiment, Lab, Outcome, Table, new_figure
 
 NORMS = ("batch", "layer", "group", "none")
 BATCH = 8  # items in the batch whose other examples are swapped
@@ -49,7 +49,7 @@ def run(lab: Lab) -> Outcome:
             change = coupling(model, x, x_changed, i=0)
             couple.add(norm, mode, change, change > 0)
 
-    batch = lecture_batch_size(data)
+    batch = lab.batch_size
     t = lab.train(_model(lab, "batch"), lab.recipe(batch), progress=True)
     before = t.losses()
     layers = t.calibrate()

@@ -28,7 +28,7 @@ from ..config import DataConfig, TrainConfig
 from ..data import Dataset, load_dataset
 from ..train import Trainer
 
-# The lectures' batches are 32 single (context, next character) examples; ours are whole items.
+# The lectures' batches are 32 single (context, next character) examples.
 LECTURE_CHARS_PER_STEP = 32
 
 
@@ -40,6 +40,10 @@ class LabSettings:
     out: Path | None = None         # where the page, pictures and results.json go (None: nowhere)
     quick: bool = False             # the small size the tests use
     device: str = "cpu"
+    # "lecture": the lectures' split of their shuffle; or train/val/test fractions (makemore's split)
+    split: tuple[float, ...] | str = "lecture"
+    # "examples": the lectures' 32 independent (context, next) pairs per step; "items": whole items
+    batches: str = "examples"
 
 
 @dataclass
@@ -172,8 +176,33 @@ class Lab:
     @property
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            self._dataset = load_dataset(DataConfig(input=self.settings.input))
+            self._dataset = load_dataset(DataConfig(input=self.settings.input, split=self.settings.split))
         return self._dataset
+
+    @property
+    def batch_size(self) -> int:
+        """Rows per step: the lectures' 32 examples, or as many whole items as predict about 32 characters."""
+        return LECTURE_CHARS_PER_STEP if self.settings.batches == "examples" else lecture_batch_size(self.dataset)
+
+    def batch_words(self, batch_size: int | None = None) -> str:
+        """What one step sees, in words: '32 examples' or '4 items (~29 characters)'."""
+        bs = batch_size or self.batch_size
+        if self.settings.batches == "examples":
+            return f"{bs} examples"
+        split = self.dataset.splits["train"]
+        return f"{bs} items (~{bs * split.n_chars / max(1, len(split.items)):.0f} characters)"
+
+    def data_words(self) -> str:
+        """The data and batches, one sentence for an experiment's recipe."""
+        d = self.dataset
+        n = {k: len(d.splits[k].items) for k in ("train", "val", "test")}
+        how = ("the lectures' split (random.seed(42), shuffle, first 80% / next 10% / last 10%)"
+               if self.settings.split == "lecture" else f"a {'/'.join(f'{f:g}' for f in self.settings.split)} split")
+        batches = ("each step draws 32 independent (context, next character) examples from every position of every "
+                   "training item, as the lectures do" if self.settings.batches == "examples" else
+                   f"each step draws {self.batch_words()}: whole items, not single characters")
+        return (f"Data: {d.source}, {n['train']} train / {n['val']} val / {n['test']} test items, {how}, "
+                f"vocabulary {d.vocab.size}; {batches}.")
 
     def train(self, model: nn.Module, cfg: TrainConfig, progress: bool = False) -> Trained:
         """Train `model` on the corpus with `makemore.train.Trainer`, the diagnostics monitor attached.
@@ -195,10 +224,10 @@ class Lab:
             self.stream.write("\n")
         return Trained(model, trainer, records, run_checks(records), diverged)
 
-    def recipe(self, batch_size: int | None = None, lr: float = 0.1, decay: bool = True) -> TrainConfig:
-        """The lectures' SGD recipe at this lab's size, seed and device (`lecture_recipe`)."""
-        bs = batch_size or lecture_batch_size(self.dataset)
-        return lecture_recipe(self.steps, bs, self.seed, lr=lr, decay=decay, device=self.settings.device)
+    def recipe(self, batch_size: int | None = None, lr: float = 0.1, decay: bool = True, drop: float = 0.5) -> TrainConfig:
+        """The lectures' SGD recipe at this lab's size, seed, batches and device (`lecture_recipe`)."""
+        return lecture_recipe(self.steps, batch_size or self.batch_size, self.seed, lr=lr, decay=decay,
+                              device=self.settings.device, batches=self.settings.batches, drop=drop)
 
     def say(self, msg: str) -> None:
         self.stream.write(msg + "\n")
@@ -210,22 +239,23 @@ class Lab:
 
 
 def lecture_batch_size(dataset: Dataset) -> int:
-    """Items per batch so that a step predicts about the lectures' 32 characters.
+    """Whole items per batch so that a step predicts about the lectures' 32 characters.
 
-    The Trainer samples whole items (a name and its closing boundary, about 7 characters in
-    names.txt), not single characters, so 32 characters are about 4-5 items.
+    A whole item is a name and its closing boundary, about 7 characters in names.txt, so 32
+    characters are about 4-5 items.
     """
     split = dataset.splits["train"]
     chars_per_item = split.n_chars / max(1, len(split.items))
     return max(1, round(LECTURE_CHARS_PER_STEP / chars_per_item))
 
 
-def lecture_recipe(steps: int, batch_size: int, seed: int, lr: float = 0.1, decay: bool = True, device: str = "cpu") -> TrainConfig:
-    """The lectures' optimization: plain SGD (no momentum, no weight decay, no clipping),
-    lr 0.1 dropped to 0.01 halfway (`decay`), else a constant lr."""
+def lecture_recipe(steps: int, batch_size: int, seed: int, lr: float = 0.1, decay: bool = True, device: str = "cpu",
+                   batches: str = "examples", drop: float = 0.5) -> TrainConfig:
+    """The lectures' optimization: plain SGD (no momentum, no weight decay, no clipping), lr
+    divided by 10 at fraction `drop` of the run (`decay`; parts 2-3: half-way, part 5: 3/4), else constant."""
     return TrainConfig(
-        steps=steps, batch_size=batch_size, optimizer="sgd", lr=lr, momentum=0.0, weight_decay=0.0, grad_clip=None,
-        schedule="step" if decay else "constant", lr_drops=(0.5,), lr_drop_factor=0.1,
+        steps=steps, batch_size=batch_size, batches=batches, optimizer="sgd", lr=lr, momentum=0.0, weight_decay=0.0,
+        grad_clip=None, schedule="step" if decay else "constant", lr_drops=(drop,), lr_drop_factor=0.1,
         eval_interval=max(1, steps), log_interval=max(1, steps // 20), seed=seed, device=device,
     )
 

@@ -15,7 +15,7 @@ import math
 import torch
 
 from ..models import create_model, model_config
-from .common import Experiment, Lab, Outcome, Table, Trained, lecture_batch_size, new_figure, plot_histogram
+from .common import Experiment, Lab, Outcome, Table, Trained, new_figure, plot_histogram
 
 GAINS = (0.5, 1.0, 5 / 3, 3.0)
 NORMS = ("none", "batch")
@@ -33,7 +33,7 @@ def tanh_layers(t: Trained) -> list[str]:
 
 def run(lab: Lab) -> Outcome:
     data = lab.dataset
-    batch = lecture_batch_size(data)
+    batch = lab.batch_size
     cfg = lab.recipe(batch, lr=0.1, decay=False)
     summary = Table(
         f"5-layer tanh MLP ({N_HIDDEN} units per layer): saturation and gradient std per layer at init, "
@@ -90,8 +90,9 @@ def run(lab: Lab) -> Outcome:
             "scaled 0.1; init_gain = the gain (norm none: Linear with bias; batch: Linear without bias -> BatchNorm1d).",
             "Statistics at initialization: the first training batch's forward and backward pass, recorded by "
             "makemore.diagnostics.Monitor (saturated: |tanh| > 0.97).",
-            f"Training: {lab.steps} steps of plain SGD at lr 0.1, {batch} items per step (about the lecture's 32 "
-            "characters); val loss exact over the whole split; findings: the doctor's codes (warning or worse).",
+            lab.data_words(),
+            f"Training: {lab.steps} steps of plain SGD at lr 0.1, {lab.batch_words(batch)} per step; val loss exact "
+            "over the whole split; findings: the doctor's codes (warning or worse).",
         ],
         notes=notes,
     )

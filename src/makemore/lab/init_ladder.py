@@ -27,7 +27,7 @@ from matplotlib.ticker import ScalarFormatter
 from torch import nn
 
 from ..models import create_model, model_config
-from .common import Experiment, Lab, Outcome, Table, Trained, lecture_batch_size, new_figure, plot_histogram
+from .common import Experiment, Lab, Outcome, Table, Trained, new_figure, plot_histogram
 
 STYLES = ("-", "--", "-", "-.", ":")  # rows 1 and 2 share W1 (their tanh histograms coincide)
 LECTURE_TRAIN = (2.1245, 2.0696, 2.0355, 2.0376, 2.0668)
@@ -84,12 +84,11 @@ def init_saturation(t: Trained) -> float | None:
 def run(lab: Lab) -> Outcome:
     data = lab.dataset
     V = data.vocab.size
-    batch = lecture_batch_size(data)
-    chars = batch * data.splits["train"].n_chars / len(data.splits["train"].items)
-    cfg = lab.recipe(batch)
+    cfg = lab.recipe()
     table = Table(
-        f"init ladder: 2-layer tanh MLP, {lab.steps} steps of {batch} items (~{chars:.0f} characters)",
-        ["init", "step-0 loss", "ln(vocab)", "saturated at init", "train loss", "val loss", "lecture val", "findings"],
+        f"init ladder: 2-layer tanh MLP, {lab.steps} steps of {lab.batch_words()}",
+        ["init", "step-0 loss", "ln(vocab)", "saturated at init", "train loss", "lecture train", "val loss", "lecture val",
+         "findings"],
     )
     runs: list[Trained] = []
     for k, rung in enumerate(RUNGS):
@@ -100,8 +99,8 @@ def run(lab: Lab) -> Outcome:
             t.calibrate()  # exact running statistics over the training split, as the lecture did
         losses = t.losses()
         runs.append(t)
-        table.add(rung.name, t.step0_loss, math.log(V), init_saturation(t), losses["train"], losses["val"],
-                  LECTURE_VAL[k], t.codes() or ["healthy"])
+        table.add(rung.name, t.step0_loss, math.log(V), init_saturation(t), losses["train"], LECTURE_TRAIN[k],
+                  losses["val"], LECTURE_VAL[k], t.codes() or ["healthy"])
 
     figs = {"init_ladder_loss": _loss_figure(runs, lab.steps), "init_ladder_tanh": _tanh_figure(runs)}
     step0 = table.column("step-0 loss")
@@ -121,10 +120,7 @@ def run(lab: Lab) -> Outcome:
               "squashing a confidently wrong softmax and leaves tanh units saturated; scaling the layers, "
               "kaiming's gain or BatchNorm fix it, and the final loss improves.",
         method=[
-            f"Data: {data.source}, {len(data.splits['train'].items)} train / {len(data.splits['val'].items)} val items "
-            f"(80/10/10 split), vocabulary {V}.",
-            f"Batches: the Trainer samples whole items, not single characters; {batch} items per step predict about "
-            f"{chars:.0f} characters, close to the lecture's batch of 32 examples.",
+            lab.data_words(),
             f"Optimization: {lab.steps} steps of plain SGD (no momentum, no weight decay, no clipping), lr 0.1, "
             "then 0.01 from half-way (TrainConfig(optimizer='sgd', momentum=0, schedule='step', lr_drops=(0.5,), "
             "lr_drop_factor=0.1)), as the lecture's 200,000 steps with the drop at 100,000.",

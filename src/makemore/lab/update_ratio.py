@@ -17,7 +17,7 @@ import torch
 
 from ..diagnostics.checks import update_log_ratios
 from ..models import create_model, model_config
-from .common import Experiment, Lab, Outcome, Table, Trained, lecture_batch_size, new_figure
+from .common import Experiment, Lab, Outcome, Table, Trained, new_figure
 
 LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # about half a decade apart
 GUIDE = -3.0  # the lecture's rule of thumb: log10 update:data ratio near -3
@@ -31,11 +31,11 @@ def median_log_ratio(t: Trained) -> float | None:
 
 def run(lab: Lab) -> Outcome:
     data = lab.dataset
-    batch = lecture_batch_size(data)
+    batch = lab.batch_size
     cfg_model = model_config("mlp", context=3, n_embd=10, n_hidden=200, n_layer=1,
                              vocab_size=data.vocab.size, block_size=data.block_size)
     table = Table(
-        f"learning-rate sweep: lecture MLP (kaiming init), plain SGD at a constant rate, {lab.steps} steps of {batch} items",
+        f"learning-rate sweep: lecture MLP (kaiming init), plain SGD at a constant rate, {lab.steps} steps of {lab.batch_words(batch)}",
         ["lr", "train loss", "val loss", "log10 update:data", "findings"],
     )
     runs: list[Trained] = []
@@ -72,7 +72,8 @@ def run(lab: Lab) -> Outcome:
             "Model: makemore's mlp at the lecture's sizes (context 3, n_embd 10, n_hidden 200, one tanh layer), its kaiming init, "
             "the same initial weights and batches for every rate.",
             f"Training: {lab.steps} steps of plain SGD (no momentum, weight decay or clipping) at a constant rate; "
-            f"{batch} items per step (about the lecture's 32 characters).",
+            f"{lab.batch_words(batch)} per step.",
+            lab.data_words(),
             "Ratio: log10 update:data of each weight matrix (embedding and linear weights) measured by "
             "makemore.diagnostics.Monitor on about 40 recorded steps; the median over matrices, then over steps.",
             "Losses: exact over the whole train and val splits at the end (nats per character).",

@@ -25,8 +25,13 @@ from ..models.common import lm_loss, target_rows
 
 
 def trim(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) ids and targets without the columns after the batch's longest item: (B, L) each."""
-    last = max(int((y != IGNORE).sum(1).max()), 1)  # longest item + its end token
+    """(B, T) ids and targets without the columns after the last one with a target: (B, L) each.
+
+    For whole items that is the batch's longest item and its end token; the lectures' example
+    rows (`makemore.examples`) have their target in the last column and keep every column.
+    """
+    # the running count of target columns peaks first at the last of them (0 when there is none)
+    last = int((y != IGNORE).any(0).cumsum(0).argmax()) + 1
     return x[:, :last], y[:, :last]
 
 
