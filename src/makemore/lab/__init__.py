@@ -1,6 +1,6 @@
 """`makemore lab`: the lectures' experiments, reproducible with one command each.
 
-Karpathy's makemore lectures (parts 2-4) found every lesson this project grows from by an
+Karpathy's makemore lectures (parts 1-5) found every lesson this project grows from by an
 experiment run cell by cell in a notebook. Each experiment here is one small module that
 composes the library (models from the registry, `makemore.train.Trainer`, the diagnostics
 monitor, `makemore.functional`, `makemore.batchnorm`) and returns its tables as plain data;
@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import MakemoreError
-from . import batchnorm_coupling, cross_entropy, deep_tanh, embedding, init_ladder, update_ratio
+from . import batchnorm_coupling, bigram, cross_entropy, deep_tanh, embedding, init_ladder, mlp, update_ratio, wavenet_log
 from .common import Experiment, Lab, LabResult, LabSettings, Table, write_page
 
+# the lectures' tables in lecture order (parts 1, 2, 3, 5), then the single lessons
 EXPERIMENTS: dict[str, Experiment] = {
-    m.EXPERIMENT.name: m.EXPERIMENT
-    for m in (init_ladder, deep_tanh, update_ratio, batchnorm_coupling, cross_entropy, embedding)
+    e.name: e
+    for e in (bigram.COUNTS, bigram.NEURAL, mlp.EXPERIMENT, init_ladder.EXPERIMENT, wavenet_log.EXPERIMENT,
+              deep_tanh.EXPERIMENT, update_ratio.EXPERIMENT, batchnorm_coupling.EXPERIMENT, cross_entropy.EXPERIMENT,
+              embedding.EXPERIMENT)
 }
 
 

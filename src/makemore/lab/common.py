@@ -296,6 +296,16 @@ class Trained:
         return {s: out[f"{s}_loss"] for s in splits}
 
 
+def smoothed_losses(losses: Sequence[float], steps: int) -> tuple[list[float], list[float]]:
+    """Per-step training losses as block means over 0.5% of the run: (block centres, means)."""
+    w = max(1, steps // 200)
+    t = torch.tensor(losses, dtype=torch.float64)
+    if t.numel() < w:
+        return [], []
+    smooth = t.unfold(0, w, w).mean(1)  # (steps // w,) block means
+    return (torch.arange(smooth.numel()) * w + w / 2).tolist(), smooth.tolist()
+
+
 # ---------------------------------------------------------------------------------------------
 # timing
 
@@ -375,5 +385,5 @@ def write_page(path: Path, title: str, command: str, outcome: Outcome, images: S
 
 __all__ = [
     "LabSettings", "Table", "Outcome", "Experiment", "LabResult", "Lab", "lecture_batch_size", "lecture_recipe", "Trained",
-    "median_ms", "new_figure", "plot_histogram", "write_page", "fmt", "LECTURE_CHARS_PER_STEP",
+    "median_ms", "smoothed_losses", "new_figure", "plot_histogram", "write_page", "fmt", "LECTURE_CHARS_PER_STEP",
 ]

@@ -27,7 +27,7 @@ from matplotlib.ticker import ScalarFormatter
 from torch import nn
 
 from ..models import create_model, model_config
-from .common import Experiment, Lab, Outcome, Table, Trained, new_figure, plot_histogram
+from .common import Experiment, Lab, Outcome, Table, Trained, new_figure, plot_histogram, smoothed_losses
 
 STYLES = ("-", "--", "-", "-.", ":")  # rows 1 and 2 share W1 (their tanh histograms coincide)
 LECTURE_TRAIN = (2.1245, 2.0696, 2.0355, 2.0376, 2.0668)
@@ -141,17 +141,13 @@ def _pct(x: float | None) -> str:
 
 def _loss_figure(runs: list[Trained], steps: int):  # type: ignore[no-untyped-def]
     fig, ax = new_figure()
-    w = max(1, steps // 200)  # moving average over 0.5% of the run
     for rung, t, style in zip(RUNGS, runs, STYLES):
-        losses = torch.tensor(t.records.losses, dtype=torch.float64)
-        if losses.numel() >= w:
-            smooth = losses.unfold(0, w, w).mean(1)  # (steps // w,) block means
-            ax.plot((torch.arange(smooth.numel()) * w + w / 2).tolist(), smooth.tolist(), label=rung.name, lw=1, ls=style)
+        ax.plot(*smoothed_losses(t.records.losses, steps), label=rung.name, lw=1, ls=style)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("step")
-    ax.set_ylabel(f"training loss (mean over {w} steps)")
+    ax.set_ylabel(f"training loss (mean over {max(1, steps // 200)} steps)")
     ax.set_title("loss curves: the careless init spends its first steps undoing itself")
     ax.legend(fontsize=8)
     return fig
