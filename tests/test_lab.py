@@ -10,18 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import full_names_txt
 from makemore.cli import main
 from makemore.config import DataConfig
 from makemore.corpora import builtin_names
-from makemore.data import Vocab, split_items
+from makemore.data import Vocab, lecture_split
 from makemore.lab import EXPERIMENTS, LabResult, LabSettings, run_experiment
 from makemore.lab.common import Table, fmt
 from makemore.lab.init_ladder import RUNGS, build
+from makemore.lab.wavenet_log import ROWS, PerPositionBatchNorm
+from makemore.lab import wavenet_log
 
 _RESULTS: dict[str, LabResult] = {}
 ITEMS = builtin_names()[:300]
 # the vocabulary comes from the training split: its characters + the boundary token
-VOCAB = Vocab.from_items(split_items(ITEMS, DataConfig.split, DataConfig.seed)[0]).size
+VOCAB = Vocab.from_items(lecture_split(ITEMS, DataConfig.seed)[0]).size
 
 
 @pytest.fixture
@@ -49,8 +52,13 @@ def rows(t: Table) -> list[dict]:  # type: ignore[type-arg]
 
 
 EXPECTED = {  # name -> (columns of the main table, rows of the main table at the quick size)
-    "init-ladder": (["init", "step-0 loss", "ln(vocab)", "saturated at init", "train loss", "val loss", "lecture val",
-                     "findings"], 5),
+    "bigram-counts": (["smoothing", "pairs", "NLL (float64 sum)", "NLL (float32 running sum)", "lecture"], 2),
+    "bigram-neural": (["quantity", "ours", "lecture"], 5),
+    "mlp": (["split", "loss", "lecture", "difference"], 4),
+    "init-ladder": (["init", "step-0 loss", "ln(vocab)", "saturated at init", "train loss", "lecture train", "val loss",
+                     "lecture val", "findings"], 5),
+    "wavenet-log": (["model", "parameters", "lecture parameters", "train loss", "lecture train", "val loss", "lecture val"],
+                    5),
     "deep-tanh": (["norm", "gain", "saturated per layer", "grad std first/last", "step-0 loss", "val loss", "findings"], 8),
     "update-ratio": (["lr", "train loss", "val loss", "log10 update:data", "findings"], 7),
     "batchnorm-coupling": (["norm", "mode", "max |change|", "coupled"], 8),
@@ -61,7 +69,7 @@ EXPECTED = {  # name -> (columns of the main table, rows of the main table at th
 }
 
 
-def test_registry_has_the_six_experiments() -> None:
+def test_registry_has_every_experiment() -> None:
     assert sorted(EXPERIMENTS) == sorted(EXPECTED)
 
 
@@ -112,6 +120,83 @@ def test_init_ladder_models_are_the_lectures() -> None:
     assert m2.lm_head.weight.std().item() == pytest.approx(0.01, rel=0.05) and not m2.lm_head.bias.any()
     assert m1.lm_head.bias.std().item() > 0.5                            # b2 ~ randn in the first rung
     assert isinstance(m5.hidden[1], torch.nn.BatchNorm1d) and m5.hidden[0].bias is None
+
+
+def lecture_bigram_nll(words: list[str]) -> tuple[float, int]:
+    """Part 1's counting bigram with +1 smoothing, in plain Python and float64: (mean NLL, pairs)."""
+    counts: dict[tuple[str, str], int] = {}
+    for w in words:
+        cs = "." + w + "."
+        for a, b in zip(cs, cs[1:]):
+            counts[a, b] = counts.get((a, b), 0) + 1
+    chars = sorted(set("".join(words))) + ["."]
+    rows = {a: sum(counts.get((a, b), 0) + 1 for b in chars) for a in chars}
+    nll = -sum(n * math.log((n + 1) / rows[a]) for (a, b), n in counts.items())
+    pairs = sum(counts.values())
+    return nll / pairs, pairs
+
+
+def test_bigram_counts_is_the_lectures_on_names_txt() -> None:
+    path = full_names_txt()
+    result = run_experiment("bigram-counts", LabSettings(input=str(path)), stream=io.StringIO(), echo=io.StringIO())
+    smoothed = rows(result.table)[0]
+    nll, pairs = lecture_bigram_nll(path.read_text().splitlines())
+    assert smoothed["smoothing"] == "+1" and smoothed["pairs"] == pairs == 228_146
+    assert smoothed["NLL (float64 sum)"] == pytest.approx(nll, abs=1e-6)  # float32 log-probabilities, summed in float64
+    assert round(nll, 4) == 2.4546
+    # the lecture's loop adds float32 log-probabilities one at a time: its printed 2.4544
+    assert round(smoothed["NLL (float32 running sum)"], 4) == smoothed["lecture"] == 2.4544
+
+
+def test_bigram_neural_starts_at_the_lectures_loss_and_learns_the_counts() -> None:
+    path = full_names_txt()
+    result = run_experiment("bigram-neural", LabSettings(input=str(path), steps=3, seed=2147483647),
+                            stream=io.StringIO(), echo=io.StringIO())
+    r = {x["quantity"]: x for x in rows(result.table)}
+    step0 = r["step-0 loss (randn W)"]
+    assert round(step0["ours"], 4) == step0["lecture"] == 3.7686  # the lecture's W, drawn from its generator
+    assert r["final loss (NLL + 0.01 mean(W^2))"]["ours"] < step0["ours"]
+    assert r["counting bigram NLL (+1 smoothing)"]["ours"] == pytest.approx(2.45458, abs=1e-5)
+
+
+def test_mlp_is_the_lectures(lab) -> None:  # type: ignore[no-untyped-def]
+    r = {x["split"]: x for x in rows(lab("mlp").table)}
+    # C (V x 10), W1 (30 x 200), b1, W2 (200 x V), b2: the lecture's 11,897 at V = 27
+    params = lambda v: 10 * v + 30 * 200 + 200 + 200 * v + v  # noqa: E731
+    assert r["parameters"]["loss"] == params(VOCAB) and r["parameters"]["lecture"] == params(27) == 11_897
+    assert (r["train"]["lecture"], r["val"]["lecture"]) == (2.1260, 2.1701)
+    for split in ("train", "val", "test"):
+        assert math.isfinite(r[split]["loss"])
+    assert lab("mlp").runs["mlp"].records.steps  # the monitor watched it
+
+
+def test_wavenet_log_models_have_the_lectures_sizes(lab) -> None:  # type: ignore[no-untyped-def]
+    r = rows(lab("wavenet-log").table)
+    assert [x["model"] for x in r] == [row.name for row in ROWS]
+    # embedding, linear layers (no bias before BatchNorm), BatchNorm gain and shift, output layer
+    mlp = lambda v, c: 10 * v + 10 * c * 200 + 2 * 200 + 201 * v  # noqa: E731
+    tree = lambda v, e, h: e * v + 2 * e * h + 2 * (2 * h * h) + 3 * 2 * h + (h + 1) * v  # noqa: E731
+    sizes = lambda v: [mlp(v, 3), mlp(v, 8), tree(v, 10, 68), tree(v, 10, 68), tree(v, 24, 128)]  # noqa: E731
+    assert [x["parameters"] for x in r] == sizes(VOCAB)
+    assert [x["lecture parameters"] for x in r] == sizes(27) == [12_097, 22_097, 22_397, 22_397, 76_579]
+    assert all(math.isfinite(x["val loss"]) for x in r)
+    buggy = wavenet_log.build(ROWS[2], 27, 16, seed=0)
+    assert [type(level.norm).__name__ for level in buggy.levels] == ["PerPositionBatchNorm", "PerPositionBatchNorm",
+                                                                     "BatchNorm1d"]
+
+
+def test_per_position_batchnorm_is_the_lectures_bug() -> None:
+    """BatchNorm over dimension 0 only of (N, L, H): one mean and variance per position and channel."""
+    torch.manual_seed(0)
+    bn = PerPositionBatchNorm(4, 6).double()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(32, 4, 6, dtype=torch.float64) * torch.arange(1, 5, dtype=torch.float64).view(1, 4, 1)
+    out = bn(x.reshape(32 * 4, 6)).view(32, 4, 6)
+    mean, var = x.mean(0, keepdim=True), x.var(0, unbiased=False, keepdim=True)  # (1, 4, 6): the bug's shapes
+    ref = bn.weight * (x - mean) / torch.sqrt(var + 1e-5) + bn.bias
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
 
 
 def test_deep_tanh_gains_and_batchnorm(lab) -> None:  # type: ignore[no-untyped-def]

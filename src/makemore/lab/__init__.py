@@ -91,7 +91,7 @@ def run_experiment(name: str, settings: LabSettings, stream: IO[str] | None = No
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         page = write_page(out / "index.html", exp.title, command, outcome, images)  # written last
         echo.write(f"\npage: {page}\n")
-    return LabResult(name, exp.title, outcome.tables, images, page, outcome.notes)
+    return LabResult(name, exp.title, outcome.tables, images, page, outcome.notes, outcome.runs)
 
 
 __all__ = ["EXPERIMENTS", "Experiment", "LabSettings", "LabResult", "Table", "experiment_names", "get_experiment",

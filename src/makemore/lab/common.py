@@ -89,6 +89,10 @@ class Table:
         )
         return f"<h2>{html.escape(self.title)}</h2>\n<div class=scroll><table><tr>{head}</tr>{body}</table></div>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a table as HTML."""
+        return self.to_html()
+
 
 def fmt(v: Any) -> str:
     """One table cell as text: 4 decimals for ordinary floats, scientific for tiny or huge ones."""
@@ -132,6 +136,7 @@ class Outcome:
     intro: str = ""                 # what the experiment shows (one paragraph, HTML allowed)
     method: list[str] = field(default_factory=list)     # the recipe, one sentence each
     notes: list[str] = field(default_factory=list)      # conclusions drawn from this run's numbers
+    runs: dict[str, Trained] = field(default_factory=dict)  # row name -> its trained model and monitor records
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,7 @@ class LabResult:
     figures: list[Path]             # the PNGs written
     page: Path | None               # the HTML page
     notes: list[str]
+    runs: dict[str, Trained] = field(default_factory=dict)  # row name -> trained model and records (notebooks plot them)
 
     @property
     def table(self) -> Table:

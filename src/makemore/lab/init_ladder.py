@@ -132,6 +132,7 @@ def run(lab: Lab) -> Outcome:
             "Findings: the codes of makemore.diagnostics' checks (warning or worse) over the monitored run.",
         ] + [f"Row {i + 1} ({r.name}): {r.init}." for i, r in enumerate(RUNGS)],
         notes=notes,
+        runs={rung.name: t for rung, t in zip(RUNGS, runs)},
     )
 
 

@@ -55,6 +55,7 @@ def run(lab: Lab) -> Outcome:
             "Losses: exact over whole splits (nats per character).",
         ],
         notes=[f"val {losses['val']:.4f} against the lecture's {LECTURE['val']} ({losses['val'] - LECTURE['val']:+.4f})."],
+        runs={"mlp": t},
     )
 
 

@@ -135,6 +135,7 @@ def run(lab: Lab) -> Outcome:
              for i, r in enumerate(ROWS)],
         notes=[f"Last row: val {val[-1]:.4f} against the lecture's {ROWS[-1].lecture_val} "
                f"({val[-1] - ROWS[-1].lecture_val:+.4f})."],
+        runs={row.name: t for row, t in zip(ROWS, runs)},
     )
 
 
