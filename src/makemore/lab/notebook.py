@@ -31,13 +31,14 @@ def names_file() -> str | None:
     return "names.txt" if Path("names.txt").is_file() else None
 
 
-def show(fig: Any) -> None:
-    """Display a matplotlib Figure inline as a PNG (works without pyplot or an interactive backend)."""
+def show(chart: Any) -> None:
+    """Display a diagnostics chart (`makemore.diagnostics.plots`) or a matplotlib Figure inline as a PNG
+    (no pyplot, no interactive backend needed)."""
     from IPython.display import Image, display
 
     from ..diagnostics.plots import png
 
-    display(Image(data=png(fig)))
+    display(Image(data=png(getattr(chart, "fig", chart))))
 
 
 def show_pictures(result: Any) -> None:
