@@ -149,3 +149,26 @@ def test_cli_example_batches_and_split(tmp_path: Path, names_file: Path, capsys:
     assert main(["train", str(names_file), "--model", "bigram", "--split", "lecture", "--batches", "examples",
                  "--steps", "3", "--samples", "0", "--out", str(out)]) == 0
     assert (out / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("family, kw", [("mlp", {"context": 3}), ("wavenet", {"context": 8, "norm": "batch"}),
+                                        ("bigram", {})])
+def test_cpu_fast_path_on_example_rows_equals_the_model(names_file: Path, family: str, kw: dict) -> None:  # type: ignore[type-arg]
+    """The speed layer's positions-with-a-target loss keeps every column of an example row (float64)."""
+    from makemore.speed import fast_loss
+
+    ds = load_dataset(DataConfig(input=str(names_file), split="lecture"))
+    torch.manual_seed(0)
+    model = create_model(model_config(family, vocab_size=ds.vocab.size, block_size=ds.block_size, **kw)).double()
+    ex = build_examples(ds.splits["train"], example_context(model))
+    x, y = ex.x[:32], ex.y[:32]
+    fast = fast_loss(model)
+    assert fast is not None
+    loss_fast = fast(x, y)
+    grads_fast = torch.autograd.grad(loss_fast, list(model.parameters()), allow_unused=True)
+    _, loss = model(x, y)
+    grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    assert loss_fast.item() == pytest.approx(loss.item(), abs=1e-12)
+    for a, b in zip(grads_fast, grads):
+        if a is not None or b is not None:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
