@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from makemore.callbacks import Progress, busy_machine_hint
+from makemore.callbacks import Progress
+from makemore.machine import busy_machine_hint, fit_threads
 from makemore.progress import ProgressBar, logger, setup_logging, track
 
 
@@ -103,3 +104,26 @@ def test_log_messages_go_where_the_user_says() -> None:
         for h in list(logger.handlers):
             logger.removeHandler(h)
         logger.setLevel(logging.NOTSET)
+
+
+def test_threads_fitted_to_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 8)
+        torch.set_num_threads(8)
+        monkeypatch.setattr(os, "getloadavg", lambda: (6.2, 6.0, 6.0))
+        threads, note = fit_threads()
+        assert threads == 2 and torch.get_num_threads() == 2 and "load 6.2 on 8 cores" in (note or "")
+        torch.set_num_threads(8)
+        monkeypatch.setattr(os, "getloadavg", lambda: (20.0, 6.0, 6.0))
+        assert fit_threads()[0] == 1  # never fewer than one
+        torch.set_num_threads(8)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+        assert fit_threads() == (8, None) and torch.get_num_threads() == 8  # idle: PyTorch's default
+        assert fit_threads(3) == (3, None) and torch.get_num_threads() == 3  # the user's choice wins
+    finally:
+        torch.set_num_threads(before)

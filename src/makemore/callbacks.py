@@ -12,6 +12,7 @@ from .checkpoint import Checkpoint, RunDir, save_checkpoint
 from .config import DataConfig
 from .data import Vocab
 from .errors import MakemoreError
+from .machine import busy_machine_hint
 from .progress import ProgressBar, fmt_time
 from .train import Trainer
 
@@ -90,24 +91,6 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def busy_machine_hint() -> str | None:
-    """A sentence suggesting `--threads 1` when PyTorch uses several threads on a machine whose
-    load average is above its core count (threads then wait for each other); else None."""
-    import os
-
-    import torch
-
-    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return None
-    if threads > 1 and load > cores:
-        return (f"note: this machine is busy (load {load:.1f} on {cores} cores) and PyTorch uses {threads} threads; "
-                "training is often faster with --threads 1 (bench/threads.py measures it)")
-    return None
 
 
 class StepZeroReport:

@@ -119,7 +119,9 @@ def doctor_run(
     data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, every: int | None = None, window: int = 5,
     stream: IO[str] | None = None,
 ) -> DoctorResult:
-    """Train the configuration for `train_cfg.steps` steps with the monitor on; no run directory."""
+    """Train the configuration for `train_cfg.steps` steps with the monitor on; no run directory.
+    With `stream`, progress is shown there."""
+    from .callbacks import Progress
     from .data import load_dataset
     from .models import create_model
     from .run import resolve_device
@@ -138,7 +140,8 @@ def doctor_run(
         raise MakemoreError(f"cannot build model {model_cfg.name!r}: {e}") from None
     meta = {"model_config": to_dict(model_cfg), "train_config": to_dict(train_cfg), "source": dataset.source}
     cb = MonitorCallback(every or default_every(steps), window, stop_on_nonfinite=True, meta=meta)
-    trainer = Trainer(model, dataset.to(device), train_cfg, device, monitor=cb)
+    progress = [Progress(stream, desc="doctor")] if stream is not None else []  # a bar on a timer: runs take a while
+    trainer = Trainer(model, dataset.to(device), train_cfg, device, progress, monitor=cb)
     records, diverged = fit_monitored(trainer, cb)
     if stream is not None and cb.monitor is None:
         stream.write(f"{model_cfg.name} is fitted in closed form; there is no training to diagnose\n")

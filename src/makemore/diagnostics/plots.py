@@ -283,7 +283,12 @@ def loss_curve(r: Records, sel: Selection = Selection(), width: float = WIDE) ->
     if bad is not None:
         ax.axvline(bad, color=NAMED_COLOR, linewidth=1.5)
         legend.append(Series(f"non-finite from step {bad}", NAMED_COLOR, named=True))
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    ax.yaxis.set_minor_formatter(ScalarFormatter())  # plain numbers (2.3), not 2.3 x 10^0
+    ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.set_xlabel("step")
     ax.set_ylabel("loss (log scale)")
     return Chart(fig, legend)
