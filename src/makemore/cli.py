@@ -7,7 +7,11 @@ work), listed in `COMMANDS`. A `MakemoreError` becomes one sentence on stderr an
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import json
+import re
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,14 +20,38 @@ from typing import NoReturn
 from . import __version__
 from .config import DataConfig, ModelConfig, TrainConfig
 from .errors import MakemoreError
+from .progress import setup_logging
 from .models import create_model, get_spec, model_config, model_names, n_params
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump) and exit code 2."""
+    """argparse with one-line errors (no usage dump), exit code 2, and a suggestion for a
+    mistyped choice ("did you mean transformer?")."""
 
     def error(self, message: str) -> NoReturn:
+        m = re.search(r"invalid choice: '?([^' ]+)'? \(choose from (.*)\)", message)
+        if m:
+            choices = [c.strip(" '\"") for c in m.group(2).split(",")]
+            message += _did_you_mean(m.group(1), choices)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _unknown_options(parser: argparse.ArgumentParser, command: str | None, extra: Sequence[str]) -> str:
+    """The error for arguments no option took, with the closest option of the command for each."""
+    sub = _subparsers(parser).get(command) if command else None
+    options = [o for o in (sub or parser)._option_string_actions if o.startswith("--")]
+    hints = "".join(_did_you_mean(x.split("=")[0], options) for x in extra if x.startswith("-"))
+    return f"unrecognized arguments: {' '.join(extra)}{hints}"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
 
 
 class HELP_FMT(argparse.ArgumentDefaultsHelpFormatter):
@@ -315,14 +343,34 @@ def add_models(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-size", type=int, default=16, help="positions used for the parameter counts")
 
 
+# the training settings `makemore models` shows for each family (its own, else TrainConfig's)
+_TRAIN_SHOWN = ("steps", "batch_size", "optimizer", "lr", "weight_decay", "schedule", "warmup")
+
+
 def cmd_models(a: argparse.Namespace) -> int:
-    print(f"{'model':<12} {'parameters':>10} {'lr':>7}  description (vocabulary {a.vocab_size}, block {a.block_size})")
+    """Each family: its parameter count, its default sizes and training settings as options, what it is."""
+    def flags(values: dict[str, object]) -> str:
+        return " ".join(f"--{k.replace('_', '-')} {_typed(v)}" for k, v in sorted(values.items()))
+
+    print(f"model families (parameters at vocabulary {a.vocab_size}, block {a.block_size}); any option below can be "
+          "given to `makemore train`")
     for name in model_names():
         spec = get_spec(name)
         count = n_params(create_model(model_config(name, vocab_size=a.vocab_size, block_size=a.block_size)))
-        lr = f"{spec.train.get('lr', TrainConfig.lr):.0e}" if count else "-"  # closed-form models train without one
-        print(f"{name:<12} {count:>10,} {lr:>7}  {spec.description}")
+        print(f"\n{name}: {count:,} parameters. {spec.description}")
+        print(f"  sizes:    {flags(spec.defaults) or '(none)'}")
+        train = {k: spec.train.get(k, getattr(TrainConfig, k)) for k in _TRAIN_SHOWN}
+        print(f"  training: {flags(train) if count else 'fitted in closed form (counts), no optimizer'}")
     return 0
+
+
+def _typed(value: object) -> str:
+    """A value as a user would type it on the command line."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(_typed(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def add_gradcheck(p: argparse.ArgumentParser) -> None:
@@ -493,18 +541,44 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; the exit code: 0 done, 1 a training-health check found a warning or an
+    error (doctor, report, train --monitor), 2 bad input (one sentence on stderr), 130 interrupted."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _subparsers(parser).get(args.command, parser).error(_unknown_options(parser, args.command, extra))
     except SystemExit as e:  # --help, --version, or a bad option (already reported in one line)
         return int(e.code or 0)
     if args.command is None:
         parser.print_help()
         return 2
+    args.command_line = shlex.join(["makemore", *argv])
+    setup_logging()
     try:
         return COMMANDS[args.command][2](args)
     except MakemoreError as e:
         print(f"makemore {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave
+            raise
+        print(f"makemore {args.command}: error: {_path_error(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _path_error(e: OSError) -> str:
+    """One sentence for a path that cannot be read or written."""
+    why = {
+        errno.ENOTDIR: "a part of that path is a file, not a directory",
+        errno.EEXIST: "it is a file where a directory is needed",
+        errno.EISDIR: "that is a directory, not a file",
+        errno.ENOENT: "no such file or directory",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOSPC: "no space left on the device",
+    }.get(e.errno or 0, (e.strerror or str(e)).lower())
+    return f"cannot use {e.filename}: {why}"

@@ -35,13 +35,17 @@ from .train import Trainer, TrainState, Watcher, validate_train_config
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when PyTorch sees a GPU; 'cuda' without one is an error."""
+    """'auto' picks CUDA when PyTorch sees a GPU, else the CPU; 'cuda' or 'mps' (Apple GPUs) that
+    this PyTorch cannot use here is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise MakemoreError(f"--device {name} was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise MakemoreError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise MakemoreError("--device mps needs an Apple GPU and a PyTorch built with MPS; this one has none "
+                            "(use --device cpu)")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise MakemoreError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
     return torch.device(name)
 
 

@@ -100,6 +100,15 @@ class Picture:
     shows: tuple[str, ...] = ()   # finding-code prefixes this picture illustrates
 
 
+def require_matplotlib() -> None:
+    """Raise ImportError with one sentence saying how to install matplotlib, when it is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError("the training-health pictures need matplotlib, which is not installed: "
+                          "pip install 'makemore[plots]'") from None
+
+
 def _figure(width: float, height: float):  # -> Figure
     from matplotlib.figure import Figure
 
@@ -448,6 +457,7 @@ def charts(r: Records, findings: Sequence[Finding] = ()) -> list[tuple[str, str,
 
 def pictures(r: Records, findings: Sequence[Finding] = (), narrow: bool = True) -> list[Picture]:
     """Every chart of the page, rendered wide (and narrow unless `narrow` is False), in page order."""
+    require_matplotlib()
     import matplotlib
 
     sel = Selection.of(r, findings)
@@ -463,6 +473,6 @@ def pictures(r: Records, findings: Sequence[Finding] = (), narrow: bool = True) 
     return out
 
 
-__all__ = ["Picture", "Chart", "Series", "Selection", "NAMED_COLOR", "png", "activation_histograms",
+__all__ = ["require_matplotlib", "Picture", "Chart", "Series", "Selection", "NAMED_COLOR", "png", "activation_histograms",
            "histograms_over_time", "gradient_histograms", "weight_grad_histograms", "update_ratio_curves", "loss_curve",
            "unit_maps", "unit_activity", "activation_caption", "charts", "pictures"]
