@@ -2,10 +2,9 @@
 (on CUDA) graph-captured, at batch 32 and at the batch size with the most characters/s.
 
 Each figure is the median of --repeats timed runs of --steps training steps, after warm-up
-steps (which include any compilation, reported separately). Characters/s counts every
-position of every item in a batch (batch x block size), as makemore's figures do; on the CPU
-the Trainer skips the padding columns after a batch's longest item, which is part of why it
-is fast. Peak memory: on CUDA the most memory PyTorch allocated during the row; on the CPU the
+steps (which include any compilation, reported separately). Characters/s counts real
+characters: each item's characters and its end token, not the padding after it (steps/s x
+batch x the training split's mean item length + 1). Peak memory: on CUDA the most memory PyTorch allocated during the row; on the CPU the
 peak resident set of a fresh process that measured that row alone (the interpreter and PyTorch,
 about 300 MB, included). Prints the machine and the versions first.
 
@@ -41,9 +40,8 @@ MODES = {  # mode -> (compile, cuda_graph)
 }
 
 
-# Karpathy's makemore at its defaults on names.txt (batch 32): the sizes its models have, and the
-# steps/s its own training loop reached on the 2-core CPU of this project's machines (median of 3
-# runs, quoted in issue 5). `--sizes makemore` builds our models at those sizes for a fair ratio.
+# Karpathy's makemore at its defaults on names.txt: the sizes its models have. `--sizes makemore`
+# builds ours at those sizes, for a fair ratio (bench/vs_makemore.py measures both side by side).
 MAKEMORE_SIZES: dict[str, dict] = {
     "transformer": dict(n_embd=64, n_layer=4, n_head=4),
     "mlp": dict(context=None, n_embd=64, n_hidden=64, n_layer=1),   # context: the whole block
@@ -52,7 +50,6 @@ MAKEMORE_SIZES: dict[str, dict] = {
     "bow": dict(n_embd=64, n_hidden=64),
     "bigram": dict(),
 }
-MAKEMORE_CPU_STEPS_PER_S = {"transformer": 37, "mlp": 94, "gru": 69, "rnn": 120, "bow": 144, "bigram": 239}
 
 
 def sizes_for(name: str, sizes: str, block_size: int) -> dict:
@@ -130,7 +127,9 @@ def measure(name: str, batch: int, mode: str, device: torch.device, dataset, ste
     rate = statistics.median(rates)
     mem = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return {"model": name, "batch": batch, "mode": mode, "steps_per_s": rate, "chars_per_s": rate * batch * dataset.block_size,
+    train = dataset.splits["train"]
+    chars_per_item = train.n_chars / max(1, len(train.items))  # real characters: the item and its end token
+    return {"model": name, "batch": batch, "mode": mode, "steps_per_s": rate, "chars_per_s": rate * batch * chars_per_item,
             "warmup_s": warm, "peak_mb": mem, "min": min(rates), "max": max(rates)}
 
 
@@ -214,14 +213,6 @@ def main(argv: list[str] | None = None) -> int:
                 spread = f"({r['min']:.0f}-{r['max']:.0f})"
                 print(f"{name:<12} {mode:<14} {batch:>6} {r['steps_per_s']:>9.1f} {spread:>15} {r['chars_per_s']:>11.3g} "
                       f"{r['warmup_s']:>9.1f} {r['peak_mb']:>8.0f}", flush=True)
-    if not cuda and a.sizes == "makemore":
-        print(f"\nbatch {batches[0]} vs Karpathy's makemore on this kind of CPU (its own loop, same sizes):")
-        for name in models:
-            ok = [r for r in rows if r["model"] == name and r["batch"] == batches[0] and "error" not in r]
-            if ok and name in MAKEMORE_CPU_STEPS_PER_S:
-                b = max(ok, key=lambda r: r["steps_per_s"])
-                base = MAKEMORE_CPU_STEPS_PER_S[name]
-                print(f"  {name:<12} {b['steps_per_s']:>7.1f} steps/s ({b['mode']}) vs {base}: {b['steps_per_s'] / base:.1f}x")
     print("\nbest characters/s per model:")
     for name in models:
         ok = [r for r in rows if r["model"] == name and "error" not in r]

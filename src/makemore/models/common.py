@@ -8,6 +8,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..data import IGNORE
+from ..functional import cross_entropy
 
 # torch.nn.init's name for the gain of each activation (GELU is close to ReLU's sqrt(2))
 _INIT_NONLINEARITY = {"tanh": "tanh", "relu": "relu", "gelu": "relu", "linear": "linear"}
@@ -18,8 +19,6 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, impl: str = "torch") ->
     flat_logits = logits.reshape(-1, logits.size(-1))  # (N, V)
     flat_targets = targets.reshape(-1)  # (N,)
     if impl == "makemore":
-        from ..functional import cross_entropy
-
         return cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE)
     return F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE)
 
