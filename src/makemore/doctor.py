@@ -123,8 +123,7 @@ def doctor_run(
     With `stream`, progress is shown there."""
     from .callbacks import Progress
     from .data import load_dataset
-    from .models import create_model
-    from .run import resolve_device
+    from .run import resolve_device, setup_model
     from .train import Trainer, validate_train_config
 
     steps = train_cfg.steps or 300
@@ -132,12 +131,7 @@ def doctor_run(
     validate_train_config(train_cfg)
     device = resolve_device(train_cfg.device)
     dataset = load_dataset(data_cfg)
-    model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.vocab.size, block_size=dataset.block_size)
-    torch.manual_seed(train_cfg.seed)
-    try:
-        model = create_model(model_cfg).to(device)
-    except ValueError as e:
-        raise MakemoreError(f"cannot build model {model_cfg.name!r}: {e}") from None
+    model_cfg, model = setup_model(model_cfg, dataset, device, train_cfg.seed)
     meta = {"model_config": to_dict(model_cfg), "train_config": to_dict(train_cfg), "source": dataset.source}
     cb = MonitorCallback(every or default_every(steps), window, stop_on_nonfinite=True, meta=meta)
     progress = [Progress(stream, desc="doctor")] if stream is not None else []  # a bar on a timer: runs take a while
