@@ -76,9 +76,10 @@ class PerPositionBatchNorm(nn.Module):
 
 def build(row: Row, vocab_size: int, block_size: int, seed: int) -> nn.Module:
     """One row's model from the registry at the lecture's sizes and init."""
-    cfg = model_config(row.family, context=row.context, n_embd=row.n_embd, n_hidden=row.n_hidden, n_layer=1,
-                       norm="batch", activation="tanh", init_gain=1.0, init_output_scale=0.1,
-                       vocab_size=vocab_size, block_size=block_size)
+    layers = {"n_layer": 1} if row.family == "mlp" else {}  # the wavenet's depth follows from its context
+    cfg = model_config(row.family, context=row.context, n_embd=row.n_embd, n_hidden=row.n_hidden, norm="batch",
+                       activation="tanh", init_gain=1.0, init_output_scale=0.1, vocab_size=vocab_size,
+                       block_size=block_size, **layers)
     torch.manual_seed(seed)
     model = create_model(cfg)
     if row.bn_bug:
