@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from integrations_fixtures import data, fast_report, lightning_module, tanh_mlp, train_steps
 from makemore.diagnostics import Monitor
@@ -23,13 +24,14 @@ from makemore.diagnostics.integrations.lightning import DoctorCallback  # noqa: 
 BATCH, LR = 64, 3e-3
 
 
-def fit(tmp_path: Path, saturated: bool, steps: int, **kw: object) -> tuple[DoctorCallback, L.Trainer]:
+def fit(tmp_path: Path, saturated: bool, steps: int, accumulate: int = 1, **kw: object) -> tuple[DoctorCallback, L.Trainer]:
     x, y = data()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=BATCH)  # in order
     cb = DoctorCallback(every=10, **kw)
     trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=CSVLogger(tmp_path, name="csv"),
                         callbacks=[cb], enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, log_every_n_steps=1, default_root_dir=tmp_path)
+                        enable_model_summary=False, log_every_n_steps=1, default_root_dir=tmp_path,
+                        accumulate_grad_batches=accumulate)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's advice about DataLoader workers on a tiny CPU run
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -78,6 +80,16 @@ def test_records_equal_a_plain_loop_of_the_same_training(tmp_path: Path) -> None
         assert a.acts["net.1"].saturated == b.acts["1"].saturated
     assert cb.watch.findings == []
     assert "doctor/update_ratio_log10/net.0.weight" in logged(trainer)[0]
+
+
+def test_gradient_accumulation_records_the_steps_loss(tmp_path: Path) -> None:
+    cb, trainer = fit(tmp_path, saturated=False, steps=4, report=False, accumulate=2)
+    x, y = data()
+    model = lightning_module(saturated=False, lr=LR)
+    with torch.no_grad():  # step 0's loss: the mean over its two micro-batches, at the initial weights
+        first = (F.cross_entropy(model(x[:BATCH]), y[:BATCH]) + F.cross_entropy(model(x[BATCH : 2 * BATCH]), y[BATCH : 2 * BATCH])) / 2
+    assert len(cb.monitor.records.losses) == 4
+    assert cb.monitor.records.losses[0] == pytest.approx(first.item(), rel=1e-6)
 
 
 def test_stop_on_error_ends_the_run(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def test_notebook_kernel_shows_the_finding_live_and_inline() -> None:
     shown = [o for o in live if o.output_type == "display_data"]
     assert len(shown) == 1, live
     html = shown[0].data["text/html"]
-    assert "act.saturated" in html and "step 30" in html and "data:image/png;base64," in html
+    assert "act.saturated" in html and "step 30" in html and "<polyline" in html
     assert inline[0].output_type == "execute_result" and "act.saturated" in inline[0].data["text/html"]
     # the widget's last value is kept in the notebook's widget state
     assert widget[0].data.get("application/vnd.jupyter.widget-view+json"), widget

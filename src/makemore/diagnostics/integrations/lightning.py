@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..monitor import DEFAULT_EVERY, Monitor
 from .common import PREFIX, Update, Watch, check_stop_on, finding_scalars, findings_text, finish_run, require, stop_reason
 
@@ -44,6 +46,7 @@ class DoctorCallback(pl.Callback):
         self.watch: Watch | None = None
         self.report_path: Path | None = None
         self._stepped = -1  # trainer.global_step at the last monitored step (gradient accumulation)
+        self._losses: list[torch.Tensor] = []  # the step's micro-batch losses, on the device
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
@@ -53,11 +56,17 @@ class DoctorCallback(pl.Callback):
         self._stepped = trainer.global_step
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.monitor is None or trainer.global_step == self._stepped:
+        if self.monitor is None:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._losses.append(loss.detach())
+        if trainer.global_step == self._stepped:
             return  # no optimizer step on this batch (accumulating gradients)
         self._stepped = trainer.global_step
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        self.monitor.step(loss)
+        # each micro-batch's loss comes divided by the number of micro-batches: they add up to the step's
+        self.monitor.step(torch.stack(self._losses).float().sum() if self._losses else None)
+        self._losses.clear()
         if trainer.max_steps > 0 and trainer.global_step == trainer.max_steps - 1:
             self.monitor.record_next()  # the last step is always recorded
         assert self.watch is not None

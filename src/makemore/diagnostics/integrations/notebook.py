@@ -9,22 +9,23 @@
         live.update(mon)      # on recording steps: the loss curve and the findings, redrawn in place
 
 The inline HTML is the report's (same finding cards, same pictures) with its style scoped to one
-element, so it does not restyle the notebook around it. Rendering needs only matplotlib; the live
-view needs IPython (a notebook kernel) and draws into an ipywidgets.HTML when ipywidgets is
-installed, else into a display handle that it updates (`display(..., display_id=True)`), which is
-also what a saved notebook keeps.
+element, so it does not restyle the notebook around it; it needs matplotlib. The live view draws
+its loss curve as a small SVG (cheap enough to redraw while training); it needs IPython (a
+notebook kernel) and draws into an ipywidgets.HTML when ipywidgets is installed, else into a
+display handle that it updates (`display(..., display_id=True)`), which a saved notebook keeps.
 """
 
 from __future__ import annotations
 
-import base64
+import html
+import math
 import re
 import sys
 from typing import IO, Any
 
-from ..checks import Finding, run_checks
+from ..checks import Finding, moving_average, run_checks
 from ..monitor import Monitor
-from ..plots import loss_curve, pictures, png
+from ..plots import pictures
 from ..records import Records
 from ..report import _CSS, _finding_html, render_report
 from .common import Update, Watch
@@ -76,14 +77,43 @@ def monitor_html(monitor: Monitor) -> str:
     return records_html(monitor.flush())
 
 
-def live_html(records: Records, update: Update | None, dpi: int = 60) -> str:
+def loss_svg(records: Records, width: int = 640, height: int = 180, points: int = 400) -> str:
+    """The loss so far as a small inline SVG (log scale): each step faint, the moving average
+    solid, ln(classes) dotted. Drawn by hand, not by matplotlib: it is redrawn while training runs."""
+    pts = [(records.first_step + i, math.log10(x)) for i, x in enumerate(records.losses) if math.isfinite(x) and x > 0]
+    if not pts:
+        return "<p class=meta>no finite loss yet</p>"
+    w = max(5, len(pts) // 20)
+    smooth = list(zip([p[0] for p in pts][w - 1 :], moving_average([p[1] for p in pts], w)[w - 1 :]))
+    guide = math.log10(math.log(records.n_classes)) if records.n_classes and records.n_classes > 1 else None
+    ys = [p[1] for p in pts] + ([guide] if guide is not None else [])
+    x0, x1, y0, y1 = pts[0][0], max(pts[-1][0], pts[0][0] + 1), min(ys), max(max(ys), min(ys) + 1e-3)
+    pad = 4
+
+    def line(series: list[tuple[int, float]], style: str) -> str:
+        step = max(1, len(series) // points)  # at most `points` vertices
+        xy = " ".join(f"{pad + (x - x0) / (x1 - x0) * (width - 2 * pad):.1f},"
+                      f"{pad + (y1 - y) / (y1 - y0) * (height - 2 * pad):.1f}" for x, y in series[::step] + series[-1:])
+        return f'<polyline fill="none" points="{xy}" {style}/>'
+
+    out = [line(pts, 'stroke="#1f77b4" stroke-opacity="0.3"')]
+    if smooth:
+        out.append(line(smooth, 'stroke="#1f77b4" stroke-width="2"'))
+    if guide is not None:
+        out.append(line([(x0, guide), (x1, guide)], 'stroke="#000" stroke-dasharray="2,3"'))
+    label = (f"loss {10 ** pts[-1][1]:.3f} at step {pts[-1][0]} (log scale, {10 ** y0:.3g} to {10 ** y1:.3g})"
+             + (f"; dotted: ln {records.n_classes}" if guide is not None else ""))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+            f'style="width:100%;max-width:{width}px;background:#fff" role="img" aria-label="training loss">'
+            f'{"".join(out)}</svg><p class=meta>{html.escape(label)}</p>')
+
+
+def live_html(records: Records, update: Update | None) -> str:
     """The live view's content: the loss curve so far and the latest findings."""
-    data = base64.b64encode(png(loss_curve(records).fig, dpi=dpi)).decode("ascii")
     findings = update.findings if update is not None else []
-    step = f"step {update.step}" if update is not None else "no recording yet"
-    return _wrap(f"<p class=meta>Training health, {step} · {len(records.steps)} recording(s)</p>"
-                 f'<img alt="loss" style="max-width:640px;width:100%" src="data:image/png;base64,{data}">'
-                 f"{findings_html(findings)}")
+    step = f"last recording at step {update.step}" if update is not None else "no recording yet"
+    return _wrap(f"<p class=meta>Training health, {step} ({len(records.steps)} so far)</p>"
+                 f"{loss_svg(records)}{findings_html(findings)}")
 
 
 def _in_kernel() -> bool:
