@@ -42,3 +42,14 @@ def test_live_widget_without_ipywidgets_says_what_to_install(monkeypatch: pytest
     with pytest.raises(ImportError, match=r"^LiveView\(widget=True\) needs the ipywidgets package: pip install "
                                           r"'makemore\[notebook\]'$"):
         LiveView(widget=True)._widgets()
+
+
+def test_inline_report_without_matplotlib_still_shows_the_findings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from makemore.diagnostics import Finding, Records
+    from makemore.diagnostics.integrations.notebook import records_html
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    records = Records(every=1, window=1, n_classes=27, first_step=0, losses=[9.0, 8.0])  # step-0 loss far above ln 27
+    page = records_html(records)
+    assert "init.loss_too_high" in page and "pip install 'makemore[notebook]'" in page
+    assert "init.loss_too_high" in Finding("init.loss_too_high", "error", "out", "e", "f")._repr_html_()

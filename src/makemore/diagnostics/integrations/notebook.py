@@ -67,9 +67,13 @@ def records_html(records: Records, findings: list[Finding] | None = None, title:
     """The report as an inline element: the page's content (summary, findings and, with `figures`,
     the charts in their wide rendering) without the page around it."""
     findings = run_checks(records) if findings is None else findings
-    pics = pictures(records, findings, narrow=False) if figures else []
+    note = ""
+    try:
+        pics = pictures(records, findings, narrow=False) if figures else []
+    except ImportError:  # matplotlib is an extra: the findings still show
+        pics, note = [], "<p class=meta>The charts need matplotlib: pip install 'makemore[notebook]'</p>"
     page = render_report(records, findings, title, figures=pics)
-    return _wrap(page[page.index("<main>") + len("<main>") : page.rindex("</main>")])
+    return _wrap(page[page.index("<main>") + len("<main>") : page.rindex("</main>")] + note)
 
 
 def monitor_html(monitor: Monitor) -> str:
