@@ -178,7 +178,7 @@ class MonitorTensorBoard:
     def on_train_start(self, trainer: Trainer) -> None:
         from .diagnostics.integrations.tensorboard import TensorBoardWriter
 
-        self.tb = TensorBoardWriter(self.logdir, losses=False)  # train/loss has the loss already
+        self.tb = TensorBoardWriter(self.logdir, loss_every=0)  # train/loss has the loss already
 
     def on_step_end(self, trainer: Trainer, loss: Any) -> None:
         if self.monitor_cb.monitor is not None:

@@ -9,8 +9,9 @@
 
 Tags are the ones of `common` (doctor/saturation/<layer>, doctor/update_ratio_log10/<param>, ...),
 plus the lecture's histograms: doctor/act_hist/<layer>, doctor/grad_hist/<layer> (the gradient
-reaching the layer's output) and doctor/weight_grad_hist/<param>; doctor/loss has every step's loss
-(`losses=False` leaves it to a logger that writes the loss already); doctor/findings is text.
+reaching the layer's output) and doctor/weight_grad_hist/<param>; doctor/loss has the loss, averaged
+over blocks of `loss_every` steps (0 leaves it to a logger that writes the loss already);
+doctor/findings is text.
 The Custom Scalars tab overlays each family on one chart, the update:data ratios with the 1e-3 guide.
 """
 
@@ -61,16 +62,17 @@ class TensorBoardWriter:
     Args:
         logdir: the directory of the event files (or pass `writer`).
         writer: a SummaryWriter to write into instead (e.g. one a framework already has).
-        losses: also write every step's loss as doctor/loss.
+        loss_every: write the loss as doctor/loss, its mean over each block of this many steps
+            (at the block's last step); 0 for none.
     """
 
-    def __init__(self, logdir: str | Path | None = None, writer: Any = None, losses: bool = True) -> None:
+    def __init__(self, logdir: str | Path | None = None, writer: Any = None, loss_every: int = 10) -> None:
         if (logdir is None) == (writer is None):
             raise ValueError("give either logdir or writer")
         self.writer = writer if writer is not None else SummaryWriter(str(logdir))
-        self.losses = losses
+        self.loss_every = loss_every
         self.watch: Watch | None = None
-        self._loss_upto = 0   # losses written so far
+        self._loss_upto = 0   # losses written so far (whole blocks of loss_every)
         self.writer.add_custom_scalars(LAYOUT)
 
     def update(self, monitor: Monitor, final: bool = False) -> Update | None:
@@ -85,10 +87,13 @@ class TensorBoardWriter:
 
     def write(self, records: Records, up: Update, final: bool = False) -> None:
         w = self.writer
-        if self.losses:
-            for i in range(self._loss_upto, len(records.losses)):
-                w.add_scalar(f"{PREFIX}/loss", records.losses[i], records.first_step + i)
-            self._loss_upto = len(records.losses)
+        k, n = self.loss_every, len(records.losses)
+        if k:  # whole blocks only, and at the end the rest
+            end = n if final else n - n % k
+            for i in range(self._loss_upto, end, k):
+                block = records.losses[i : min(i + k, end)]
+                w.add_scalar(f"{PREFIX}/loss", sum(block) / len(block), records.first_step + i + len(block) - 1)
+            self._loss_upto = end
         for rec, scalars in zip(up.records, up.scalars):
             for tag, value in scalars.items():
                 w.add_scalar(tag, value, rec.step)
