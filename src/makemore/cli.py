@@ -293,7 +293,7 @@ def add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", default=None, help="evaluate on this file of lines instead of the run's splits")
     p.add_argument("--skip-unknown", action="store_true", help="leave out items with characters the model never saw")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into the linear layers")
 
 
@@ -315,12 +315,12 @@ def cmd_eval(a: argparse.Namespace) -> int:
 def add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory made by `makemore train`")
     p.add_argument("-n", type=int, default=10, help="how many items")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (<1: safer, >1: wilder)")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (<1: safer, >1: wilder, 0: greedy, the most likely character each time)")
     p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely characters")
     p.add_argument("--prefix", default="", help="start every item with this text")
     p.add_argument("--seed", type=int, default=0, help="same seed, same items")
     p.add_argument("--json", action="store_true", help="print a JSON list of {item, in}")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into the linear layers")
 
 
@@ -400,7 +400,7 @@ def cmd_gradcheck(a: argparse.Namespace) -> int:
 
 def add_calibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory made by `makemore train`")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
 def cmd_calibrate(a: argparse.Namespace) -> int:
