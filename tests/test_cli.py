@@ -25,7 +25,7 @@ def test_train_eval_sample_models(capsys, names_file, tmp_path):
     code, stdout, err = run(capsys, "train", str(names_file), "--model", "mlp", "--out", str(out), *FAST)
     assert code == 0, err
     assert "step-0 loss" in err and "test" in err and "samples:" in err
-    for f in ("config.json", "splits.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json"):
+    for f in ("config.json", "data/meta.json", "metrics.jsonl", "last.pt", "best.pt", "summary.json"):
         assert (out / f).is_file(), f
 
     code, stdout, _ = run(capsys, "eval", str(out), "--json")

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from makemore import data
 from makemore.config import DataConfig
 from makemore.corpora import builtin_names
-from makemore.data import BOUNDARY, IGNORE, Vocab, encode_items, load_dataset, read_items, split_items
+from makemore.data import BOUNDARY, IGNORE, Vocab, encode_items, load_dataset, read_items, read_lines, split_items
 from makemore.errors import MakemoreError
 
 
@@ -117,3 +118,117 @@ def test_torch_tensor_infers_dtype_torch_Tensor_does_not():
     assert torch.Tensor([1, 2]).dtype == torch.float32
     split = encode_items(["ab"], Vocab.from_items(["ab"]), block_size=3)
     assert split.x.dtype == split.y.dtype == torch.int64
+
+
+# ---------------------------------------------------------------------------------------------
+# data that scales: the token stream, its batches, the cache, long lines, big vocabularies
+
+
+def padded_reference(items: list[str], vocab: Vocab, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plain (n, width) int64 layout, built item by item: what every batch must equal."""
+    x = torch.full((len(items), width), BOUNDARY, dtype=torch.long)
+    y = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    for i, item in enumerate(items):
+        ids = vocab.encode(item)
+        x[i, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
+        y[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        y[i, len(ids)] = BOUNDARY
+    return x, y
+
+
+def test_batches_equal_the_padded_reference():
+    items = builtin_names()[:500] + ["a", "abcdefghijklmnopqrstuvwxyzabcdefghijkl"]
+    vocab = Vocab.from_items(items)
+    split = encode_items(items, vocab, block_size=40)
+    assert split.tokens.dtype == torch.uint8 and split.tokens[0] == BOUNDARY
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        idx = torch.randint(len(items), (32,), generator=gen)
+        rows = [items[i] for i in idx.tolist()]
+        longest = max(map(len, rows)) + 1
+        x, y = split.batch(idx)  # as wide as the batch's longest item
+        rx, ry = padded_reference(rows, vocab, longest)
+        assert x.dtype == y.dtype == torch.long and torch.equal(x, rx) and torch.equal(y, ry)
+        x, y = split.batch(idx, width=40)
+        rx, ry = padded_reference(rows, vocab, 40)
+        assert torch.equal(x, rx) and torch.equal(y, ry)
+        for w in (None, 40):  # the path other devices take, run on the CPU
+            x, y = split._batch_torch(idx, w)
+            rx, ry = padded_reference(rows, vocab, w or longest)
+            assert torch.equal(x, rx) and torch.equal(y, ry)
+    assert split.items == items and len(split) == len(items)
+    assert split.n_chars == sum(len(s) + 1 for s in items)
+
+
+@pytest.mark.parametrize("n_chars, dtype", [(26, torch.uint8), (255, torch.uint8), (256, torch.int16), (40_000, torch.int32)])
+def test_token_storage_is_sized_to_the_vocabulary(n_chars, dtype):
+    # CJK ideographs, then ideographs outside the basic plane (one code point, two UTF-16 units)
+    chars = [chr(c) for c in [*range(0x4E00, 0x4E00 + 20_000), *range(0x20000, 0x20000 + 20_000)][:n_chars]]
+    vocab = Vocab(tuple(chars))
+    assert vocab.dtype == dtype
+    items = ["".join(chars[i : i + 5]) for i in range(0, n_chars, 5)]
+    split = encode_items(items, vocab, block_size=6)
+    assert split.tokens.dtype == dtype
+    assert int(split.tokens.max()) == n_chars  # the last character's id survives the narrow type
+    x, y = split.batch(torch.arange(len(items)))
+    assert torch.equal(x, padded_reference(items, vocab, x.size(1))[0])
+    assert split.items == items
+
+
+def test_subset_sample_and_membership():
+    items = [f"{w}{i}" for i, w in enumerate(builtin_names()[:300])]
+    split = encode_items(items, Vocab.from_items(items), block_size=20)
+    a, b = split.sample(50, seed=3), split.sample(50, seed=3)
+    assert len(a) == 50 and a.items == b.items and a.items != split.sample(50, seed=4).items
+    assert set(a.items) <= set(items) and len(set(a.items)) == 50
+    assert split.sample(1000, seed=3) is split  # fewer items than asked: all of them
+    assert all(s in split for s in items[::7])
+    assert all(s not in split for s in ["", "zzz", items[0] + "x", items[0][:-1], "é"])
+    assert all(s in a for s in a.items) and sum(s in a for s in items) == 50
+
+
+def test_long_lines_are_an_error_or_skipped_and_counted(tmp_path):
+    p = write(tmp_path, ("\n".join(["anna", "x" * 80, "bob", "carl", "y" * 70, "dora"]) + "\n").encode())
+    with pytest.raises(MakemoreError, match=r"line 2 is 80 characters long.*--skip-long"):
+        load_dataset(DataConfig(input=str(p)))
+    items, skipped = read_lines(p, max_len=64, skip_long=True)
+    assert items == ["anna", "bob", "carl", "dora"] and skipped == 2
+    ds = load_dataset(DataConfig(input=str(p), skip_long=True))
+    assert ds.skipped_long == 2 and sum(map(len, ds.splits.values())) + sum(ds.dropped.values()) == 4
+    assert ds.block_size <= 5
+
+
+def test_encoded_input_is_cached_and_keyed_by_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAKEMORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "CACHE_MIN_BYTES", 0)
+    p = write(tmp_path, ("\n".join(builtin_names()[:2000]) + "\n").encode())
+    cfg = DataConfig(input=str(p))
+    first = load_dataset(cfg)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+    def no_reading(*a, **k):
+        raise AssertionError("the cached input was read again")
+
+    with monkeypatch.context() as m:
+        m.setattr(data, "read_lines", no_reading)
+        again = load_dataset(cfg)
+    assert again.vocab == first.vocab and again.block_size == first.block_size and again.source == str(p)
+    for name, split in first.splits.items():
+        assert torch.equal(again.splits[name].tokens, split.tokens) and again.splits[name].items == split.items
+    # other split settings, or other contents, make another entry
+    load_dataset(DataConfig(input=str(p), seed=7))
+    p.write_bytes(p.read_bytes() + b"zelda\n")
+    changed = load_dataset(cfg)
+    assert len(list((tmp_path / "cache").iterdir())) == 3
+    assert sum(len(s) for s in changed.splits.values()) == 2001
+
+
+def test_a_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAKEMORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "CACHE_MIN_BYTES", 0)
+    p = write(tmp_path, ("\n".join(builtin_names()[:100]) + "\n").encode())
+    first = load_dataset(DataConfig(input=str(p)))
+    (entry,) = (tmp_path / "cache").iterdir()
+    (entry / "train.tokens.npy").write_bytes(b"garbage")
+    again = load_dataset(DataConfig(input=str(p)))
+    assert again.splits["train"].items == first.splits["train"].items

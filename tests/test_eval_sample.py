@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
+from makemore.config import DataConfig, TrainConfig
 from makemore.data import BOUNDARY, Vocab, encode_items
 from makemore.errors import MakemoreError
-from makemore.evaluate import evaluate_split
+from makemore.evaluate import evaluate_split, length_batches
+from makemore.run import eval_run, load_run, sample_run, train_run
 from makemore.models import create_model, model_config
 from makemore.sampling import generate, novelty
 
@@ -76,3 +82,90 @@ def test_prefix_temperature_and_top_k():
 def test_novelty_marks():
     splits = {"train": ["ann"], "val": ["bo"], "test": ["cy"]}
     assert novelty(["ann", "bo", "cy", "dee"], splits) == ["train", "val", "test", "new"]
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation that scales; vocabularies of thousands of characters
+
+
+def brute_force_nll(model, vocab: Vocab, items: list[str]) -> float:
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for item in items:
+            ids = [BOUNDARY] + vocab.encode(item) + [BOUNDARY]
+            logp = torch.log_softmax(model(torch.tensor([ids[:-1]]))[0][0], dim=-1)
+            total -= sum(logp[t, target].item() for t, target in enumerate(ids[1:]))
+            count += len(ids) - 1
+    return total / count
+
+
+def test_length_batches_cover_every_item_once_within_the_budget():
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(1, 12, 500), [200, 300]]).astype(np.int32)  # a few long lines
+    order, batches = length_batches(lengths, positions=256)
+    assert sorted(order.tolist()) == list(range(len(lengths)))
+    assert [b[0] for b in batches] == [0] + [b[1] for b in batches[:-1]] and batches[-1][1] == len(lengths)
+    for first, end, width in batches:
+        assert width == lengths[order[first:end]].max() + 1
+        assert (end - first) * width <= 256 or end - first == 1  # a line longer than the budget goes alone
+    padding = sum((e - f) * w for f, e, w in batches) - int(lengths.sum() + len(lengths))
+    assert padding < 0.1 * (lengths.sum() + len(lengths))  # sorted by length: almost nothing is padding
+
+
+@pytest.mark.parametrize("positions", [7, 40, 1 << 14])
+def test_eval_by_positions_equals_brute_force(positions):
+    items = ITEMS + ["abcdefghijklmnopqrstuvwxyz"]
+    vocab = Vocab.from_items(items)
+    model = trained_like_model("transformer", vocab, 27)
+    got = evaluate_split(model, encode_items(items, vocab, 27), positions=positions)
+    assert abs(got["nll"] - brute_force_nll(model, vocab, items)) < 1e-9
+    assert got["n_items"] == len(items)
+
+
+def cjk_names(n: int, seed: int = 0) -> list[str]:
+    """Names of 1-4 characters drawn from 3,000 CJK ideographs, with a few emoji."""
+    rng = np.random.default_rng(seed)
+    chars = [chr(0x4E00 + i) for i in range(3000)] + ["😀", "🎉", "🐍"]
+    return ["".join(chars[c] for c in rng.integers(0, len(chars), rng.integers(1, 5))) for _ in range(n)]
+
+
+def test_thousands_of_characters_train_eval_and_sample(tmp_path):
+    items = cjk_names(6000)
+    p = tmp_path / "cjk.txt"
+    p.write_text("\n".join(items) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    result = train_run(DataConfig(input=str(p)), model_config("transformer", n_embd=16, n_layer=1, n_head=2),
+                       TrainConfig(steps=30, eval_interval=30, device="cpu"), out, stream=io.StringIO(), n_samples=5)
+    ckpt, model, dataset = load_run(out)
+    assert dataset.vocab.size > 2900 and dataset.splits["train"].tokens.dtype == torch.int16
+    assert result.metrics["test"]["nll"] < math.log(dataset.vocab.size) + 0.5  # near uniform after 30 steps, finite
+    test = dataset.splits["test"]
+    assert abs(eval_run(out, device="cpu", stream=io.StringIO())["test"]["nll"]
+               - brute_force_nll(model.double(), dataset.vocab, test.items)) < 1e-6
+    rows = sample_run(out, n=20, seed=1, device="cpu", stream=io.StringIO())
+    assert len(rows) == 20 and all(set(r["item"]) <= set(dataset.vocab.chars) for r in rows)
+    assert all(r["in"] in ("train", "val", "test", "new") for r in rows)
+    marks = novelty([test.items[0], dataset.splits["train"].items[3], "no such item"], dataset.splits)
+    assert marks[0] in ("test", "train", "val") and marks[1] == "train" and marks[2] == "new"
+
+
+def test_periodic_validation_on_a_fixed_sample_exact_figures_at_the_end(names_file, tmp_path):
+    stream = io.StringIO()
+    cfg = TrainConfig(steps=20, eval_interval=10, val_subset=10, device="cpu")
+    out = tmp_path / "run"
+    result = train_run(DataConfig(input=str(names_file)), model_config("bigram"), cfg, out, stream=stream, n_samples=0)
+    ckpt, model, dataset = load_run(out)
+    n_val, n_test, n_train = (len(dataset.splits[k]) for k in ("val", "test", "train"))
+    assert n_val > 20 and n_train > 200
+    assert f"periodic validation on a fixed sample of 10 of the {n_val} val items" in stream.getvalue()
+    sample = dataset.splits["val"].sample(10, seed=cfg.seed)
+    last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in line][-1]
+    assert last["step"] == 20 and ckpt.step == 20  # the loss falls all along: best.pt is the last step
+    assert last["val_loss"] == pytest.approx(evaluate_split(model, sample)["nll"], abs=1e-6)
+    m = result.metrics
+    assert m["val"]["n_items"] == n_val and m["test"]["n_items"] == n_test  # exact whole splits at the end
+    assert m["val"]["nll"] == pytest.approx(evaluate_split(model, dataset.splits["val"])["nll"], abs=1e-6)
+    assert m["train"]["n_items"] == n_val and f"a fixed sample of {n_val} of {n_train} items" in stream.getvalue()
+    exact = train_run(DataConfig(input=str(names_file)), model_config("bigram"), replace(cfg, exact_train=True),
+                      tmp_path / "exact", stream=io.StringIO(), n_samples=0)
+    assert exact.metrics["train"]["n_items"] == n_train

@@ -7,8 +7,10 @@ and it is read with `torch.load(weights_only=True)`, which never executes code f
 file: a run directory from someone else is safe to sample from.
 
 Run directory:
+    .lock           held (fcntl.flock) by the run writing the directory: a second one is refused
     config.json     the data, model and train configs (written when the run starts)
-    splits.json     the train/val/test items (for exact evaluation and novelty of samples)
+    data/           the encoded train/val/test items (`makemore.data.save_encoded`), for resuming,
+                    exact evaluation and novelty of samples (runs made before it: splits.json)
     metrics.jsonl   one JSON object per logged step / evaluation
     last.pt         the latest checkpoint (every eval interval and at the end)
     best.pt         the checkpoint with the lowest validation loss so far
@@ -17,9 +19,13 @@ Run directory:
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,18 +50,33 @@ _UMASK = _umask()
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call `write(file_object)` on a temp file beside `path`, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Call `write(file_object)` on a temp file beside `path`, fsync, then rename over `path`.
+
+    Raises:
+        MakemoreError: the write failed (a full disk, a quota, an I/O error); the temp file is
+            removed and the previous `path`, if any, is left as it was.
+    """
+    tmp = None
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the mode open() would give
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the mode open() would give
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as a RuntimeError
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, RuntimeError) and "write" not in str(e):
+            raise
+        reason = os.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e).strip().splitlines()[0][:120]
+        kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+        raise MakemoreError(f"could not write {path} ({reason}); {kept}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -140,6 +161,7 @@ class RunDir:
         self.path = Path(path)
 
     config = property(lambda self: self.path / "config.json")
+    data = property(lambda self: self.path / "data")
     splits = property(lambda self: self.path / "splits.json")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     last = property(lambda self: self.path / "last.pt")
@@ -154,6 +176,39 @@ class RunDir:
             if p.is_file():
                 return p
         raise MakemoreError(f"run directory {self.path} holds no checkpoint (best.pt or last.pt)")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's lock (created if needed) while the block writes to it.
+
+        The lock is an `fcntl.flock` on `.lock`: the kernel releases it when the process ends,
+        however it ends, so a crashed run never leaves the directory locked.
+
+        Raises:
+            MakemoreError: another process holds the lock.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            if e.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise MakemoreError(f"cannot lock run directory {self.path} ({os.strerror(e.errno or 0)})") from None
+            who = f" (process {holder})" if holder.isdigit() else ""
+            raise MakemoreError(f"run directory {self.path} is in use by another makemore run{who}; "
+                                "wait for it to finish or choose another --out") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+            f.close()
 
     def read_splits(self) -> dict[str, list[str]]:
         if not self.splits.is_file():

@@ -109,6 +109,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", type=_split, default=DataConfig.split,
                    help="train/val/test fractions (0.8,0.1,0.1), or 'lecture': the lectures' cut of their shuffle")
     g.add_argument("--split-seed", type=int, default=DataConfig.seed, help="seed of the train/val/test shuffle")
+    g.add_argument("--skip-long", action="store_true", help="drop (and count) lines longer than --max-len instead of stopping")
 
 
 def add_model_options(p: argparse.ArgumentParser, default_model: str = "transformer") -> None:
@@ -158,6 +159,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-interval", type=int, default=TrainConfig.log_interval, help="steps between progress lines")
     g.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of initialization, batches and dropout")
     g.add_argument("--device", default=TrainConfig.device, help="auto, cpu or cuda")
+    g.add_argument("--val-subset", type=int, default=TrainConfig.val_subset,
+                   help="val items scored at each periodic evaluation, a fixed sample (0: all); the final figures are exact")
+    g.add_argument("--exact-train", action="store_true", help="final train figure on every train item, not on a fixed sample")
 
 
 def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
@@ -171,7 +175,7 @@ def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
 
 def data_config_from_args(a: argparse.Namespace) -> DataConfig:
     return DataConfig(input=a.input, val_file=a.val_file, test_file=a.test_file, split=a.split, max_len=a.max_len,
-                      seed=a.split_seed)
+                      seed=a.split_seed, skip_long=getattr(a, "skip_long", False))
 
 
 def train_config_from_args(a: argparse.Namespace, default_steps: int | None = TrainConfig.steps) -> TrainConfig:
@@ -193,7 +197,7 @@ def train_config_from_args(a: argparse.Namespace, default_steps: int | None = Tr
         steps=steps, time=a.time, batch_size=pick("batch_size"), batches=a.batches, optimizer=a.optimizer, lr=pick("lr"), momentum=a.momentum,
         weight_decay=pick("weight_decay"), grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=pick("warmup"),
         min_lr=a.min_lr, lr_drops=a.lr_drops, lr_drop_factor=a.lr_drop_factor, eval_interval=a.eval_interval,
-        log_interval=a.log_interval, seed=a.seed, device=a.device,
+        log_interval=a.log_interval, seed=a.seed, device=a.device, val_subset=a.val_subset, exact_train=a.exact_train,
     )
 
 
@@ -566,8 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"makemore {args.command}: error: {_path_error(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM after a last checkpoint (makemore.signals)
+        return 128 + getattr(e, "signum", 2)
 
 
 def _path_error(e: OSError) -> str:

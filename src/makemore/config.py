@@ -23,6 +23,7 @@ class DataConfig:
     split: tuple[float, float, float] | str = (0.8, 0.1, 0.1)
     max_len: int = 64                 # longest item (in characters) accepted
     seed: int = 42                    # seed of the shuffle before splitting
+    skip_long: bool = False           # drop (and count) lines longer than max_len instead of stopping
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class TrainConfig:
     log_interval: int = 100           # steps between loss read-outs (host syncs)
     seed: int = 1337
     device: str = "auto"              # auto | cpu | cuda
+    val_subset: int = 10_000          # val items scored at each periodic evaluation (a fixed sample); 0: all
+    exact_train: bool = False         # final train figure on every train item, not on a fixed sample
 
 
 @dataclass(frozen=True)

@@ -2,40 +2,80 @@
 
 Every item is scored in full, the closing boundary token counted as a character (as in
 makemore); nothing is estimated from a sample of batches. Sums run in float64.
+
+Items are taken in order of length and batched by positions, not by items: each batch holds
+about `positions` (rows x width) positions of similar-length items, so almost nothing is
+padding, and every batch's activations have about the same, bounded size whatever the split's
+size or longest line (the allocator reuses the same memory instead of mapping fresh pages).
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from typing import IO
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .data import IGNORE, Split
+from .progress import TaskProgress
+
+LOGIT_ELEMENTS = 1 << 22   # at most this many logits per batch: big vocabularies get fewer positions
+
+
+def length_batches(lengths: np.ndarray, positions: int, max_rows: int | None = None) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Order of the items by length, and (first, end, width) of batches of that order.
+
+    Each batch's rows x width stays within `positions` (a single longer item makes a batch of
+    its own), and holds at most `max_rows` rows.
+    """
+    order = np.argsort(lengths, kind="stable")
+    width = lengths[order].astype(np.int64) + 1  # (n,) ascending: the last row of a batch is its widest
+    n, batches, i = len(order), [], 0
+    while i < n:
+        rows = max(1, positions // int(width[i]))
+        if max_rows:
+            rows = min(rows, max_rows)
+        j = min(i + rows, n)
+        while j - i > 1 and (j - i) * int(width[j - 1]) > positions:
+            j = i + max(1, positions // int(width[j - 1]))
+        batches.append((i, j, int(width[j - 1])))
+        i = j
+    return order, batches
 
 
 @torch.inference_mode()
-def evaluate_split(model: nn.Module, split: Split, batch_size: int = 2048) -> dict[str, float]:
+def evaluate_split(model: nn.Module, split: Split, batch_size: int | None = None, positions: int = 1 << 14,
+                   desc: str | None = None, stream: IO[str] | None = None) -> dict[str, float]:
     """NLL (nats/char), bits per character and perplexity of `model` on `split`.
 
-    The model runs in eval mode (BatchNorm uses running statistics, dropout is off) and is
-    put back into the mode it was in.
+    Batches hold about `positions` positions (fewer with a big vocabulary, at most `batch_size`
+    rows when given). An evaluation that takes more than a couple of seconds shows progress on
+    `stream` (default stderr) under `desc`. The model runs in eval mode (BatchNorm uses running
+    statistics, dropout is off) and is put back into the mode it was in.
     """
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=split.x.device)
-    count = 0
+    positions = max(1, min(positions, LOGIT_ELEMENTS // split.vocab.size))
+    order, batches = length_batches(split.lengths.cpu().numpy(), positions, batch_size)
+    order_t = torch.from_numpy(order).to(split.starts.device)
+    total = torch.zeros((), dtype=torch.float64, device=split.tokens.device)
+    n_chars = split.n_chars
+    bar = TaskProgress(f"evaluating {desc or 'split'}", sum((e - f) * w for f, e, w in batches), " positions", stream or sys.stderr)
     try:
-        for i in range(0, split.x.size(0), batch_size):
-            x, y = split.x[i : i + batch_size], split.y[i : i + batch_size]
+        for first, end, width in batches:
+            x, y = split.batch(order_t[first:end], width)  # (rows, width) each
             logits, _ = model(x)
             if logits.dtype != torch.float64:
                 logits = logits.float()  # bf16/fp16 logits are scored in float32
             nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE, reduction="none")
             total += nll.double().sum()
-            count += int((y != IGNORE).sum())
+            bar.update((end - first) * width)
     finally:
         model.train(was_training)
-    nll = total.item() / max(count, 1)
-    return {"nll": nll, "bpc": nll / math.log(2), "perplexity": math.exp(nll), "n_chars": count, "n_items": split.x.size(0)}
+        bar.close()
+    nll = total.item() / max(n_chars, 1)
+    return {"nll": nll, "bpc": nll / math.log(2), "perplexity": math.exp(nll), "n_chars": n_chars, "n_items": len(split)}

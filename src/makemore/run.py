@@ -9,11 +9,13 @@ These are the library calls behind `makemore train`, `eval` and `sample`:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import shutil
+import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,13 +26,14 @@ from .batchnorm import calibrate_loaded, fold_for_inference
 from .callbacks import Checkpointer, MetricsLogger, Progress, StepZeroReport, TensorBoardLogger, require_tensorboard
 from .checkpoint import Checkpoint, RunDir, atomic_write_json, load_checkpoint, load_model, save_checkpoint
 from .config import DataConfig, ModelConfig, TrainConfig, to_dict
-from .data import Dataset, Vocab, build_splits, load_dataset, read_items
+from .data import Dataset, Vocab, build_splits, load_dataset, load_encoded, read_items, save_encoded
 from .errors import MakemoreError
 from . import dist
 from .evaluate import evaluate_split
 from .models import create_model, n_params
 from .sampling import generate, novelty
 from .speed import SpeedOptions
+from .signals import Interrupted, stop_on_signals
 from .train import Trainer, TrainState, Watcher, validate_train_config
 
 
@@ -74,7 +77,9 @@ class RunResult:
 
 
 def _dataset_from_run(run: RunDir, vocab: Vocab, block_size: int) -> Dataset:
-    sp = run.read_splits()
+    if run.data.is_dir():
+        return replace(load_encoded(run.data, vocab, block_size), source=str(run.path))
+    sp = run.read_splits()  # a run directory from before data/
     return build_splits(sp["train"], sp["val"], sp["test"], str(run.path), block_size=block_size, vocab=vocab)
 
 
@@ -113,6 +118,20 @@ def train_run(
     run = RunDir(out)
     device = resolve_device(train_cfg.device)
     info, device = dist.setup(device)
+    if info.is_main and resume and run.path.is_dir():
+        with run.locked():  # rank 0 alone writes the directory, so it alone holds the lock
+            return _train_run(run, data_cfg, model_cfg, train_cfg, resume, tensorboard, stream, extra_callbacks,
+                              n_samples, speed, monitor, device, info)
+    return _train_run(run, data_cfg, model_cfg, train_cfg, resume, tensorboard, stream, extra_callbacks,
+                      n_samples, speed, monitor, device, info)
+
+
+def _train_run(
+    run: RunDir, data_cfg: DataConfig, model_cfg: ModelConfig, train_cfg: TrainConfig, resume: bool, tensorboard: bool,
+    stream: IO[str], extra_callbacks: tuple[Any, ...], n_samples: int, speed: SpeedOptions | None,
+    monitor: Watcher | None, device: torch.device, info: dist.DistInfo,
+) -> RunResult:
+    out = run.path
     ckpt: Checkpoint | None = None
     if resume:
         if not run.last.is_file():
@@ -130,16 +149,18 @@ def train_run(
         created = False
     else:
         validate_train_config(train_cfg)
-        dataset = load_dataset(data_cfg)
+        dataset = load_dataset(data_cfg, stream)
         if tensorboard:
             require_tensorboard()  # fail before the run directory exists
         if info.is_main:
             _new_run_dir(out)
         created = info.is_main
     try:
-        with dist.guard():
+        with dist.guard(), (run.locked() if created else contextlib.nullcontext()):
             return _train_in_dir(run, dataset, data_cfg, model_cfg, train_cfg, device, ckpt, tensorboard, stream,
                                  extra_callbacks, n_samples, info, speed or SpeedOptions(), monitor)
+    except OSError as e:  # a write into the run directory failed (full disk, quota, permissions)
+        raise MakemoreError(f"writing the run directory {out} failed ({e.strerror or e}); the run stops") from None
     except BaseException:
         # a run that failed before its first checkpoint leaves nothing behind that looks like a run
         if created and not run.last.exists():
@@ -159,10 +180,12 @@ def _train_in_dir(
     data = dataset.to(device)
     if ckpt is None and info.is_main:
         atomic_write_json(run.config, {"data": to_dict(data_cfg), "model": to_dict(model_cfg), "train": to_dict(train_cfg)})
-        atomic_write_json(run.splits, {k: s.items for k, s in dataset.splits.items()} | {"dropped": dataset.dropped})
+        save_encoded(dataset, run.data)
         for name, k in dataset.dropped.items():
             if k:
                 stream.write(f"note: dropped {k} {name} item(s) with characters not in the training items\n")
+        if dataset.skipped_long:
+            stream.write(f"note: skipped {dataset.skipped_long:,} line(s) longer than {data_cfg.max_len} characters (--skip-long)\n")
     checkpointer = Checkpointer(run, model_cfg, train_cfg, data_cfg, dataset.vocab)
     callbacks: list[Any] = [StepZeroReport(dataset.vocab.size, stream), MetricsLogger(run.metrics), Progress(stream), checkpointer]
     if tensorboard:
@@ -180,18 +203,26 @@ def _train_in_dir(
     elif info.is_main:
         stream.write(
             f"training {model_cfg.name} ({n_params(model):,} parameters) on {dataset.source}: "
-            f"{len(dataset.splits['train'].items)} train / {len(dataset.splits['val'].items)} val / "
-            f"{len(dataset.splits['test'].items)} test items, vocabulary {dataset.vocab.size}, device {device}\n"
+            f"{len(dataset.splits['train']):,} train / {len(dataset.splits['val']):,} val / "
+            f"{len(dataset.splits['test']):,} test items, vocabulary {dataset.vocab.size}, device {device}\n"
         )
+    if info.is_main and len(trainer.val_split) < len(dataset.splits["val"]):
+        stream.write(f"periodic validation on a fixed sample of {len(trainer.val_split):,} of the "
+                     f"{len(dataset.splits['val']):,} val items (--val-subset); exact whole-split figures at the end\n")
     if info.world_size > 1 and info.is_main:
         stream.write(f"data parallel: {info.world_size} processes ({info.backend}), {train_cfg.batch_size // info.world_size} items each per step\n")
     try:
-        state = trainer.fit()
-    except KeyboardInterrupt:
+        with stop_on_signals(trainer) if info.world_size == 1 else contextlib.nullcontext([]) as received:
+            state = trainer.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: nothing consistent to save
         if info.is_main:
-            save_checkpoint(run.last, checkpointer.checkpoint(trainer))
-            stream.write(f"\ninterrupted at step {trainer.state.step}; continue with: makemore train --out {run.path} --resume\n")
+            stream.write(f"\ninterrupted during step {trainer.state.step + 1}; {run.last.name} holds the last evaluation's state\n")
         raise
+    if received:  # SIGTERM or Ctrl-C: the step finished; save it and stop without the final evaluation
+        save_checkpoint(run.last, checkpointer.checkpoint(trainer))
+        stream.write(f"\nstopped by {signal.Signals(received[0]).name} at step {trainer.state.step}, saved in {run.last}; "
+                     f"continue with: makemore train --out {run.path} --resume\n")
+        raise Interrupted(received[0], trainer.state.step)
     if not info.is_main:
         dist.shutdown()
         return RunResult(run.path, state, {}, [], n_params(model))
@@ -204,7 +235,10 @@ def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: in
     """Calibrate BatchNorm (if any), exact figures of the best checkpoint on every split, a few samples, then summary.json."""
     ckpt, model, dataset = load_run(run.path, device)
     calibration = calibrate_loaded(run.checkpoint_for_inference(), ckpt, model, dataset, stream)  # None without BatchNorm
-    metrics = {name: evaluate_split(model, split) for name, split in dataset.splits.items() if split.items}
+    splits = dict(dataset.splits)
+    if not ckpt.train_config.exact_train:  # the train figure on a fixed sample as large as the val split
+        splits["train"] = splits["train"].sample(max(len(splits["val"]), ckpt.train_config.val_subset), seed=0)
+    metrics = {name: evaluate_split(model, split, desc=name, stream=stream) for name, split in splits.items() if len(split)}
     samples = generate(model, dataset.vocab, ckpt.model_config.block_size, n_samples, seed=0, device=device) if n_samples else []
     summary = {
         "model": ckpt.model_config.name, "n_params": n_params(model), "steps": state.step, "best_step": ckpt.step,
@@ -214,6 +248,8 @@ def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: in
         summary["batchnorm_calibration"] = calibration
     atomic_write_json(run.summary, summary)
     stream.write("\n" + format_metrics(metrics) + "\n")
+    if len(splits["train"]) < len(dataset.splits["train"]):
+        stream.write(f"(train: a fixed sample of {len(splits['train']):,} of {len(dataset.splits['train']):,} items; --exact-train for all)\n")
     if samples:
         stream.write("samples:\n" + "\n".join(f"  {s}" for s in samples) + "\n")
     return RunResult(run.path, state, metrics, samples, n_params(model))
@@ -250,7 +286,7 @@ def eval_run(
     if fold:
         model = fold_for_inference(model, ckpt.model_config.block_size, stream or sys.stderr)
     if file is None:
-        return {name: evaluate_split(model, s) for name, s in dataset.splits.items() if s.items}
+        return {name: evaluate_split(model, s, desc=name, stream=stream) for name, s in dataset.splits.items() if len(s)}
     longest = ckpt.model_config.block_size - 1
     items = read_items(file, max_len=10**6)
     too_long = next((s for s in items if len(s) > longest), None)
@@ -268,7 +304,7 @@ def eval_run(
         if not items:
             raise MakemoreError(f"every item of {file} has characters the model never saw")
     split = build_splits(items, [], [], str(file), block_size=ckpt.model_config.block_size, vocab=ckpt.vocab).splits["train"]
-    result: dict[str, Any] = {"file": evaluate_split(model, split.to(dev))}
+    result: dict[str, Any] = {"file": evaluate_split(model, split.to(dev), desc=str(file), stream=stream)}
     if skipped:
         result["skipped"] = {"items": skipped, "characters": sorted(unknown)}
     return result
@@ -283,9 +319,9 @@ def sample_run(
     With `fold`, BatchNorm is folded into the preceding linear layers first (said on `stream`).
     """
     dev = resolve_device(device)
-    ckpt, model, _ = load_run(run_dir, dev)
+    ckpt, model, dataset = load_run(run_dir, dev)
     if fold:
         model = fold_for_inference(model, ckpt.model_config.block_size, stream or sys.stderr)
     samples = generate(model, ckpt.vocab, ckpt.model_config.block_size, n, temperature, top_k, prefix, seed, dev)
-    marks = novelty(samples, RunDir(run_dir).read_splits())
+    marks = novelty(samples, dataset.splits)
     return [{"item": s, "in": m} for s, m in zip(samples, marks)]

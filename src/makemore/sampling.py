@@ -7,6 +7,8 @@ which for a block size of about 16 costs little.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import torch
 from torch import nn
 
@@ -77,7 +79,10 @@ def generate(
     return [prefix + vocab.decode(row[1 + len(prefix) :].tolist()) for row in idx.cpu()]
 
 
-def novelty(samples: list[str], splits: dict[str, list[str]]) -> list[str]:
-    """For each sample: 'train', 'val', 'test' (first split that holds it) or 'new'."""
-    sets = {name: set(items) for name, items in splits.items()}
+def novelty(samples: list[str], splits: Mapping[str, Collection[str]]) -> list[str]:
+    """For each sample: 'train', 'val', 'test' (first split that holds it) or 'new'.
+
+    A split is a list of items or anything that answers `in` quickly (a `makemore.data.Split`).
+    """
+    sets = {name: set(items) if isinstance(items, (list, tuple)) else items for name, items in splits.items()}
     return [next((name for name in ("train", "val", "test") if s in sets.get(name, ())), "new") for s in samples]

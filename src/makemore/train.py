@@ -164,13 +164,15 @@ class RowSampler:
 
     def __init__(self, split: Split | Examples, batch_size: int) -> None:
         self.split, self.batch_size = split, batch_size
+        self.n_rows, self.rows_device = (len(split), split.tokens.device) if isinstance(split, Split) else (split.x.size(0), split.x.device)
 
     def indices(self, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
         """(batch_size,) row indices, drawn on the split's device (into `out` if given)."""
-        return torch.randint(self.split.x.size(0), (self.batch_size,), generator=generator,
-                             device=self.split.x.device, out=out)
+        return torch.randint(self.n_rows, (self.batch_size,), generator=generator, device=self.rows_device, out=out)
 
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(self.split, Split):  # items padded to the full block (the speed layer trims where it may)
+            return self.split.batch(idx, self.split.block_size)  # (B, T) each
         return self.split.x[idx], self.split.y[idx]  # (B, T) each
 
     def __call__(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -251,6 +253,9 @@ class Trainer:
         self.callbacks = ([monitor] if monitor is not None else []) + list(callbacks)  # the monitor's step first
         self.rank, self.world_size = rank, world_size
         self.train_split = dataset.splits["train"]
+        # periodic validation scores a fixed, seeded sample of the val split (all of it when small);
+        # the exact whole-split figures come at the end of the run
+        self.val_split = dataset.splits["val"].sample(cfg.val_subset, seed=cfg.seed) if cfg.val_subset else dataset.splits["val"]
         self.sampler = sampler or RowSampler(batch_rows(self.train_split, cfg.batches, model), cfg.batch_size)
         # batch indices come from their own generator so they do not depend on anything else
         # (dropout, initialization) and can be saved and restored for bit-exact resume
@@ -258,6 +263,7 @@ class Trainer:
         self.batch_gen.manual_seed(cfg.seed)
         self.state = TrainState()
         self._stop = False
+        self.interrupted = False  # set by a signal (makemore.signals): stop after this step, without evaluating
         self._stream = stream or sys.stderr
         self.closed_form = hasattr(model, "fit_closed_form")  # e.g. the counts bigram
         self.params = [p for p in model.parameters() if p.requires_grad]  # walked once, not every step
@@ -353,7 +359,7 @@ class Trainer:
 
     def done(self) -> bool:
         c, s = self.cfg, self.state
-        if self._stop:
+        if self._stop or self.interrupted:
             return True
         if c.steps is not None and s.step >= c.steps:
             return True
@@ -429,9 +435,9 @@ class Trainer:
     def evaluate(self, splits: Sequence[str] = ("val",)) -> dict[str, float]:
         out = {}
         for name in splits:
-            split = self.dataset.splits[name]
-            if split.x.size(0):
-                out[f"{name}_loss"] = evaluate_split(self.model, split)["nll"]
+            split = self.val_split if name == "val" else self.dataset.splits[name]
+            if len(split):
+                out[f"{name}_loss"] = evaluate_split(self.model, split, desc=name, stream=self._stream)["nll"]
         return out
 
     def _call(self, hook: str, *args: Any) -> None:
@@ -471,7 +477,7 @@ class Trainer:
                         "(try `makemore doctor` to see why)"
                     )
                 self._call("on_log", self._log_record())
-            if s.step % c.eval_interval == 0 or self.done():
+            if (s.step % c.eval_interval == 0 or self.done()) and not self.interrupted:
                 self._eval_and_notify()
                 t_last = time.perf_counter()  # evaluation time is not training time
         self._call("on_train_end")

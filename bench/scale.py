@@ -1,0 +1,169 @@
+"""How a `makemore train` run's cost grows with the number of lines in its input file.
+
+For each input size and source, runs `python -m makemore train FILE` twice in a fresh process,
+first with an empty encoding cache and then with the cache the first run left, and reports:
+
+    start-up     seconds from launching the process to the end of the first training step
+                 (Python and PyTorch imports, reading or memory-mapping the data, building the model)
+    steps/s      optimizer steps per second of training time (summary.json)
+    final eval   seconds of the exact end-of-run evaluation (val and test whole, train on a sample)
+    outside      share of the process's wall-clock time spent outside training steps
+    peak RSS     the process's peak resident memory (getrusage of the child)
+
+Sources: `synthetic` (seeded random lowercase lines of 3-12 letters) and `words`, the English
+word lists web2 + gcide from the `english-words` PyPI package (a benchmark-only dependency:
+`pip install english-words`), repeated in a seeded order up to the wanted size.
+
+    .venv/bin/python bench/scale.py                                    # 10k..1M, both sources
+    .venv/bin/python bench/scale.py --sizes 10M --sources synthetic    # the big one
+    .venv/bin/python bench/scale.py --sizes 1M --steps 0               # makemore's default options
+
+Times depend on the machine and on what else runs on it; the table prints both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+
+
+def synthetic_lines(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, 13, n)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)[rng.integers(0, 26, int(lengths.sum()))]
+    text = letters.tobytes().decode("ascii")
+    ends = np.cumsum(lengths)
+    return [text[e - k : e] for e, k in zip(ends.tolist(), lengths.tolist())]
+
+
+def word_lines(n: int, seed: int = 0) -> list[str]:
+    try:
+        from english_words import get_english_words_set
+    except ImportError:
+        sys.exit("the words source needs the english-words package: pip install english-words")
+    words = sorted(get_english_words_set(["web2", "gcide"], lower=False, alpha=False))
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    while len(out) < n:
+        out += [words[i] for i in rng.permutation(len(words))[: n - len(out)].tolist()]
+    return out
+
+
+def write_input(path: Path, source: str, n: int) -> None:
+    lines = synthetic_lines(n) if source == "synthetic" else word_lines(n)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Run `cmd`, timestamping its stderr lines; wall-clock marks and the child's peak RSS."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    marks: dict[str, float] = {}
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            now = time.perf_counter() - t0
+            lines.append(line)
+            if line.startswith("step-0 loss"):
+                marks.setdefault("first_step", now)
+            if re.match(r"step \d+ \| val loss", line.strip()):
+                marks["last_eval_end"] = now
+            if line.startswith("split "):
+                marks["final_eval_end"] = now
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{''.join(lines[-20:])}")
+    return {**marks, "wall": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def measure(source: str, n: int, work: Path, steps: int, model: str, threads: int | None) -> dict[str, object]:
+    data = work / f"{source}-{n}.txt"
+    if not data.exists():
+        write_input(data, source, n)
+    cache = work / f"cache-{source}-{n}"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {**os.environ, "MAKEMORE_CACHE": str(cache)}
+    row: dict[str, object] = {"source": source, "lines": n, "mbytes": data.stat().st_size / 1e6}
+    for phase in ("first", "cached"):
+        out = work / f"run-{source}-{n}-{phase}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-m", "makemore", "train", str(data), "--out", str(out), "--samples", "0",
+               "--device", "cpu", "--model", model]
+        if steps:
+            cmd += ["--steps", str(steps)]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        r = run_once(cmd, env)
+        summary = json.loads((out / "summary.json").read_text())
+        row[f"{phase}_startup"] = r["first_step"]
+        row[f"{phase}_rss_mb"] = r["peak_rss_mb"]
+        if phase == "cached":
+            row["steps_per_s"] = summary["steps"] / summary["train_seconds"]
+            row["final_eval"] = r["final_eval_end"] - r["last_eval_end"]
+            row["outside"] = 1 - summary["train_seconds"] / r["wall"]
+            row["wall"] = r["wall"]
+        shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10k,100k,1M", help=f"comma-separated, of {', '.join(SIZES)}")
+    p.add_argument("--sources", default="synthetic,words", help="synthetic, words or both")
+    p.add_argument("--steps", type=int, default=500, help="training steps per run (0: makemore's default)")
+    p.add_argument("--model", default="transformer")
+    p.add_argument("--threads", type=int, default=None, help="--threads for the runs (default: PyTorch's choice)")
+    p.add_argument("--work", default=None, help="folder for the input files (default: a temporary one)")
+    p.add_argument("--json", default=None, help="also write the rows here")
+    a = p.parse_args()
+    work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="makemore-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"# makemore train FILE --model {a.model} {'--steps ' + str(a.steps) if a.steps else '(default steps)'} "
+          "--samples 0 --device cpu; first run with an empty cache, then cached")
+    head = (f"{'source':<10} {'lines':>10} {'MB':>6} {'start-up s':>11} {'cached s':>9} {'steps/s':>8} "
+            f"{'final eval s':>13} {'outside %':>10} {'peak RSS MB':>12} {'cached RSS':>11}")
+    print(head)
+    rows = []
+    for size in a.sizes.split(","):
+        for source in a.sources.split(","):
+            r = measure(source, SIZES[size], work, a.steps, a.model, a.threads)
+            rows.append(r)
+            print(f"{source:<10} {r['lines']:>10,} {r['mbytes']:>6.1f} {r['first_startup']:>11.1f} {r['cached_startup']:>9.1f} "
+                  f"{r['steps_per_s']:>8.1f} {r['final_eval']:>13.1f} {100 * r['outside']:>10.0f} "
+                  f"{r['first_rss_mb']:>12.0f} {r['cached_rss_mb']:>11.0f}", flush=True)
+    print(f"# load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=2))
+    if not a.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
