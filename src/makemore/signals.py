@@ -24,7 +24,7 @@ class Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def stop_on_signals(trainer: Any) -> Iterator[list[int]]:
-    """While the block runs, SIGTERM and a first Ctrl-C set `trainer.interrupted`; yields the signals received.
+    """While the block runs, SIGTERM and a first Ctrl-C call `trainer.interrupt()`; yields the signals received.
 
     Outside the main thread (where Python cannot install handlers) it does nothing.
     """
@@ -37,7 +37,7 @@ def stop_on_signals(trainer: Any) -> Iterator[list[int]]:
         if received and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: the user does not want to wait for the step
         received.append(signum)
-        trainer.interrupted = True
+        trainer.interrupt()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -263,7 +263,7 @@ class Trainer:
         self.batch_gen.manual_seed(cfg.seed)
         self.state = TrainState()
         self._stop = False
-        self.interrupted = False  # set by a signal (makemore.signals): stop after this step, without evaluating
+        self.interrupted = False  # see interrupt()
         self._stream = stream or sys.stderr
         self.closed_form = hasattr(model, "fit_closed_form")  # e.g. the counts bigram
         self.params = [p for p in model.parameters() if p.requires_grad]  # walked once, not every step
@@ -352,6 +352,10 @@ class Trainer:
     def request_stop(self) -> None:
         """Stop after the current step (a callback that has seen enough, e.g. a target loss)."""
         self._stop = True
+
+    def interrupt(self) -> None:
+        """Stop after the current step without evaluating (SIGTERM or Ctrl-C, see makemore.signals)."""
+        self.interrupted = True
 
     @property
     def stop_requested(self) -> bool:
