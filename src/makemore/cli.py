@@ -100,6 +100,13 @@ def _split(s: str) -> tuple[float, ...] | str:
     return fracs
 
 
+def _rows(s: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected row numbers such as 5 or 1,2, got {s!r}") from None
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("input", nargs="?", default=None, help="text file, one item per line (default: built-in US first names)")
@@ -492,6 +499,8 @@ def add_lab(p: argparse.ArgumentParser) -> None:
                    help="'lecture' (the lectures' split, default) or train/val/test fractions such as 0.8,0.1,0.1")
     p.add_argument("--batches", choices=["examples", "items"], default="examples",
                    help="the lectures' 32 independent (context, next) examples per step (default), or whole items")
+    p.add_argument("--rows", type=_rows, default=None,
+                   help="only these rows of the table, e.g. 5 or 1,2 (experiments with one training run per row)")
     p.add_argument("--out", default=None, help="directory for index.html, the PNGs and results.json (default: runs/lab-NAME)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (the lectures' models are too small to gain from more)")
     p.add_argument("--device", default="cpu", help="auto, cpu or cuda (training experiments; timings run on the CPU)")
@@ -517,7 +526,8 @@ def cmd_lab(a: argparse.Namespace) -> int:
     torch.set_num_threads(a.threads)
     out = Path(a.out or f"runs/lab-{a.name}")
     settings = LabSettings(input=a.input, steps=a.steps, seed=a.seed, out=out, quick=a.quick,
-                           device=str(resolve_device(a.device)), split=a.split, batches=a.batches)
+                           device=str(resolve_device(a.device)), split=a.split, batches=a.batches,
+                           rows=a.rows)
     run_experiment(a.name, settings)
     return 0
 

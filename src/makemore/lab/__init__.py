@@ -52,6 +52,8 @@ def reproduce_command(name: str, settings: LabSettings, steps: int) -> str:
         cmd += ["--split", ",".join(f"{f:g}" for f in settings.split)]
     if settings.batches != "examples":
         cmd += ["--batches", settings.batches]
+    if settings.rows is not None:
+        cmd += ["--rows", ",".join(map(str, settings.rows))]
     if settings.out is not None:
         cmd += ["--out", str(settings.out)]
     return shlex.join(cmd)
@@ -66,6 +68,12 @@ def run_experiment(name: str, settings: LabSettings, stream: IO[str] | None = No
     steps = settings.steps if settings.steps is not None else (exp.quick_steps if settings.quick else exp.steps)
     if steps < 1:
         raise MakemoreError(f"--steps must be at least 1 for experiment {name}, got {steps}")
+    if settings.rows is not None:
+        if not exp.rows:
+            raise MakemoreError(f"experiment {name} runs whole; --rows is for experiments with one run per row")
+        bad = [r for r in settings.rows if not 1 <= r <= exp.rows]
+        if bad or not settings.rows:
+            raise MakemoreError(f"--rows must name rows 1 to {exp.rows} of experiment {name}, got {list(settings.rows)}")
     out = settings.out
     if out is not None and out.exists() and not out.is_dir():
         raise MakemoreError(f"--out {out} exists and is not a directory")
@@ -86,7 +94,8 @@ def run_experiment(name: str, settings: LabSettings, stream: IO[str] | None = No
             fig.savefig(images[-1], dpi=100)
         command = reproduce_command(name, settings, steps)
         results = {"experiment": name, "command": command, "steps": steps, "seed": settings.seed,
-                   "input": settings.input or "builtin:names", "split": settings.split, "batches": settings.batches, "tables": [t.to_dict() for t in outcome.tables],
+                   "input": settings.input or "builtin:names", "split": settings.split, "batches": settings.batches,
+                   "rows": settings.rows, "tables": [t.to_dict() for t in outcome.tables],
                    "notes": outcome.notes}
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         page = write_page(out / "index.html", exp.title, command, outcome, images)  # written last

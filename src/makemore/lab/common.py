@@ -44,6 +44,7 @@ class LabSettings:
     split: tuple[float, ...] | str = "lecture"
     # "examples": the lectures' 32 independent (context, next) pairs per step; "items": whole items
     batches: str = "examples"
+    rows: tuple[int, ...] | None = None  # only these rows of the table (1-based), for experiments that allow it
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Experiment:
     steps: int                      # default size (training steps per row, or timing repeats)
     quick_steps: int                # the size `--quick` and the tests use
     steps_means: str = "training steps per configuration"
+    rows: int = 0                   # rows `LabSettings.rows` may pick from (0: the experiment runs whole)
 
 
 @dataclass
@@ -234,6 +236,10 @@ class Lab:
         """The lectures' SGD recipe at this lab's size, seed, batches and device (`lecture_recipe`)."""
         return lecture_recipe(self.steps, batch_size or self.batch_size, self.seed, lr=lr, decay=decay,
                               device=self.settings.device, batches=self.settings.batches, drop=drop)
+
+    def selected(self, n: int) -> list[int]:
+        """The 0-based rows of an n-row table this run computes: all, or those `LabSettings.rows` names."""
+        return list(range(n)) if self.settings.rows is None else [r - 1 for r in self.settings.rows]
 
     def say(self, msg: str) -> None:
         self.stream.write(msg + "\n")

@@ -50,14 +50,17 @@ def show_pictures(result: Any) -> None:
 
 
 def full_size(experiment: str) -> Table | None:
-    """The main table of the committed full-size run of `experiment` (docs/lab/<experiment>/results.json),
-    or None outside a checkout of the repository."""
-    path = LAB_DOCS / experiment / "results.json"
-    if not path.is_file():
+    """The main table of the committed full-size run of `experiment`: docs/lab/<experiment>/results.json,
+    or the rows run one at a time (`--rows`) in docs/lab/<experiment>/row-*/; None outside a checkout."""
+    root = LAB_DOCS / experiment
+    paths = [root / "results.json"] if (root / "results.json").is_file() else sorted(root.glob("row-*/results.json"))
+    if not paths:
         return None
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    t = saved["tables"][0]
-    return Table(f"{t['title']} (committed full-size run: {saved['command']})", t["columns"], t["rows"])
+    saved = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    first = saved[0]["tables"][0]
+    rows = [r for s in saved for r in s["tables"][0]["rows"]]
+    commands = "; ".join(s["command"] for s in saved)
+    return Table(f"{first['title']} (committed full-size runs: {commands})", first["columns"], rows)
 
 
 __all__ = ["QUICK", "size", "names_file", "show", "show_pictures", "full_size"]
