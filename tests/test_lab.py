@@ -303,3 +303,19 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: li
 def test_fmt_cells() -> None:
     assert fmt(None) == "-" and fmt(True) == "yes" and fmt(float("nan")) == "nan" and fmt(0.0) == "0"
     assert fmt(2.5) == "2.5000" and fmt(1e-5) == "1.00e-05" and fmt(["a", "b"]) == "a b"
+
+
+def test_mlp_lecture_init_draws_the_lectures_parameters() -> None:
+    from makemore.lab.mlp import LECTURE_SEED, lecture_init_
+
+    model = build(RUNGS[0], 27, 16, seed=0)
+    lecture_init_(model, LECTURE_SEED)
+    g = torch.Generator().manual_seed(LECTURE_SEED)  # part 2's cell, verbatim
+    C = torch.randn((27, 10), generator=g)
+    W1 = torch.randn((30, 200), generator=g)
+    b1 = torch.randn(200, generator=g)
+    W2 = torch.randn((200, 27), generator=g)
+    b2 = torch.randn(27, generator=g)
+    x = torch.tensor([[0, 5, 13]])
+    ref = torch.tanh(C[x].view(-1, 30) @ W1 + b1) @ W2 + b2
+    torch.testing.assert_close(model(x)[0][:, -1], ref, rtol=0, atol=1e-5)

@@ -6,26 +6,48 @@ layer; every parameter ~ randn (no scaling: that lesson comes in part 3). It tra
 200,000 SGD steps of 32 examples, lr 0.1 then 0.01 from step 100,000, and reports
 train 2.1260 / val 2.1701.
 
-The model is the registry's `mlp` at those sizes, re-initialized with randn as the lecture
-did (the init ladder's first rung); training goes through `makemore.train.Trainer` on
-example batches of the lectures' split.
+The model is the registry's `mlp` at those sizes, its parameters drawn as the lecture draws
+them (`lecture_init_`: one generator, the lecture's order and shapes; `--seed 2147483647` is
+the lecture's own generator, so the run starts from the lecture's very numbers); training goes
+through `makemore.train.Trainer` on example batches of the lectures' split.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
+from torch import nn
+
 from ..models import n_params
 from .common import Experiment, Lab, Outcome, Table, new_figure, smoothed_losses
 from .init_ladder import RUNGS, build
+
+LECTURE_SEED = 2147483647  # the lecture's torch.Generator seed
 
 LECTURE = {"train": 2.1260, "val": 2.1701}
 LECTURE_PARAMS = 11_897  # C (27x10), W1 (30x200), b1, W2 (200x27), b2
 
 
+@torch.no_grad()
+def lecture_init_(model: nn.Module, seed: int) -> None:
+    """Part 2's initialization: C, W1 (fan_in, H), b1, W2 (H, V), b2 ~ randn, drawn in that order from
+    one generator seeded `seed`, copied into the registry's mlp (whose Linear weights are W1.T and W2.T)."""
+    g = torch.Generator().manual_seed(seed)
+    first, last = model.hidden[0], model.lm_head  # type: ignore[index, union-attr]
+    V, E = model.wte.weight.shape  # type: ignore[union-attr]
+    H, fan_in = first.weight.shape
+    model.wte.weight.copy_(torch.randn(V, E, generator=g))  # type: ignore[union-attr]
+    first.weight.copy_(torch.randn(fan_in, H, generator=g).T)
+    first.bias.copy_(torch.randn(H, generator=g))
+    last.weight.copy_(torch.randn(H, V, generator=g).T)
+    last.bias.copy_(torch.randn(V, generator=g))
+
+
 def run(lab: Lab) -> Outcome:
     data = lab.dataset
     model = build(RUNGS[0], data.vocab.size, data.block_size, lab.seed)
+    lecture_init_(model, lab.seed)
     t = lab.train(model, lab.recipe(), progress=True)
     losses = t.losses(("train", "val", "test"))
     table = Table(
@@ -49,8 +71,9 @@ def run(lab: Lab) -> Outcome:
               "characters, concatenate, one tanh layer, softmax over the next character.",
         method=[
             lab.data_words(),
-            "Model: the registry's mlp (context 3, n_embd 10, n_hidden 200, n_layer 1), every parameter re-drawn "
-            f"from randn (seed {lab.seed}) as in the lecture.",
+            "Model: the registry's mlp (context 3, n_embd 10, n_hidden 200, n_layer 1), every parameter drawn from "
+            f"randn as the lecture draws them, from a generator seeded {lab.seed}"
+            + (" (the lecture's own)." if lab.seed == LECTURE_SEED else f" (the lecture's: --seed {LECTURE_SEED})."),
             f"Optimization: {lab.steps} steps of plain SGD, lr 0.1, then 0.01 from half-way.",
             "Losses: exact over whole splits (nats per character).",
         ],
