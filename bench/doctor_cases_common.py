@@ -190,6 +190,21 @@ def signal_batches(batch: int, seed: int, length: int = 64) -> Callable[[], tupl
     return draw
 
 
+def memory_batches(batch: int, seed: int, length: int = 12) -> Callable[[], tuple[Tensor, Tensor]]:
+    """The classic test of memory through time: (B, 1, L) noise whose first sample carries the
+    class (one of four levels); the label must be carried to the last step. (B,) classes."""
+    g = torch.Generator().manual_seed(seed)
+    levels = torch.tensor([-1.5, -0.5, 0.5, 1.5])
+
+    def draw() -> tuple[Tensor, Tensor]:
+        y = torch.randint(0, 4, (batch,), generator=g)
+        x = 0.2 * torch.randn(batch, length, generator=g)
+        x[:, 0] = levels[y]
+        return x.unsqueeze(1), y
+
+    return draw
+
+
 def regression_batches(batch: int, seed: int, d_in: int = 8, d_out: int = 3) -> Callable[[], tuple[Tensor, Tensor]]:
     """A smooth nonlinear target: (B, d_in) -> (B, d_out), noise 0.05."""
     g = torch.Generator().manual_seed(seed + 10_000)
@@ -209,4 +224,4 @@ def cross_entropy_seq(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 __all__ = ["Case", "LR_HIGH", "monitor", "names", "VOCAB", "encode", "context_batches", "stream_batches",
-           "sequence_batches", "digit_batches", "signal_batches", "regression_batches", "cross_entropy_seq"]
+           "sequence_batches", "digit_batches", "signal_batches", "memory_batches", "regression_batches", "cross_entropy_seq"]

@@ -8,10 +8,10 @@ import pytest
 
 from makemore.diagnostics.checks import (
     CHECKS, CODES, DEFAULT, Finding, check_batchnorm_stats, check_bias_before_batchnorm, check_dead_units,
-    check_gradient_flow, check_init_loss, check_loss, check_saturation, check_updates, run_checks,
+    check_gradient_flow, check_init_loss, check_loss, check_saturation, check_time_flow, check_updates, run_checks,
 )
 from makemore.diagnostics.records import (
-    ActStats, GradStats, Histogram, ModuleInfo, NormStats, ParamStats, Records, StepRecord, UnitMap,
+    ActStats, GradStats, Histogram, ModuleInfo, NormStats, ParamStats, Records, StepRecord, TimeStats, UnitMap,
 )
 
 H = Histogram(-1.0, 1.0, [1, 2, 2, 1])
@@ -72,6 +72,17 @@ def test_saturation_at_init() -> None:
     assert (f.code, f.severity, f.where) == ("act.saturated", "error", "1")
     assert "70%" in f.evidence and "3 50%" in f.evidence and "5/3" in f.fix and "0" in f.fix
     assert check_saturation(records([StepRecord(0, 3.3, {"1": act(0.2), "3": act(0.05)})])) == []
+
+
+def test_init_loss_reads_the_loss_function_not_the_sum_of_losses() -> None:
+    r = records([], [3.3 + 2.0])  # cross-entropy at ln 27 plus an auxiliary loss
+    r.init_loss = 3.31
+    assert check_init_loss(r) == []
+    r.init_loss = 27.4
+    assert codes(check_init_loss(r)) == [("init.loss_too_high", "error")]
+    regression = records([], [27.4])
+    regression.n_classes = 0  # what the monitor records when the loss is a regression loss
+    assert check_init_loss(regression) == []
 
 
 def test_saturation_that_grows_during_training_is_a_note() -> None:
@@ -144,6 +155,35 @@ def test_nan_gradients_are_an_error() -> None:
     assert codes(check_gradient_flow(r2)) == [("grad.exploding", "error")]
 
 
+def test_nan_gradients_on_steps_the_optimizer_skipped_are_not_exploding() -> None:
+    # GradScaler: Inf in the scaled gradients, the step skipped, the scale lowered: healthy mixed precision
+    skipped = StepRecord(0, 3.3, grads={"1": grad(math.inf, 1.0), "3": grad(math.inf, 1.0)}, skipped=True)
+    fine = StepRecord(10, 3.2, grads={"1": grad(1e-2), "3": grad(1e-2)})
+    assert check_gradient_flow(records([skipped, fine])) == []
+
+
+# -- gradients through time -----------------------------------------------------------------------------
+
+
+def _time(gain: float, T: int = 16) -> Records:
+    ts = TimeStats([gain ** (T - 1 - t) for t in range(T)], [gain] * (T - 1))
+    return records([StepRecord(s, 3.0, time={"rnn.layer0": ts}) for s in (0, 10, 20)])
+
+
+def test_gradients_vanishing_through_time() -> None:
+    f = check_time_flow(_time(0.03))
+    assert codes(f) == [("grad.vanishing", "warning")] and f[0].where == "rnn.layer0"
+    assert "0.03" in f[0].evidence and "10^-22.8" in f[0].evidence  # 15 steps of 0.03
+
+
+def test_gradients_exploding_through_time() -> None:
+    assert codes(check_time_flow(_time(2.0))) == [("grad.exploding", "warning")]
+
+
+def test_healthy_recurrence_is_quiet() -> None:
+    assert check_time_flow(_time(0.5)) == [] and check_time_flow(_time(1.0)) == []
+
+
 # -- update.too_large / update.too_small ---------------------------------------------------------------
 
 
@@ -178,6 +218,14 @@ def test_a_decaying_schedule_at_the_end_is_not_too_small() -> None:
     assert check_updates(_updates([1e-3] * 8 + [1e-6] * 2)) == []  # the last fifth is left out
 
 
+def test_updates_during_a_warm_up_are_not_judged() -> None:
+    r = _updates([10**-5] * 5 + [1e-3] * 5)
+    assert codes(check_updates(r)) == [("update.too_small", "warning")]  # no learning rates recorded
+    for i, step in enumerate(r.steps):
+        step.lr = 1e-5 if i < 5 else 1e-3  # the first five early in a warm-up
+    assert check_updates(r) == []
+
+
 # -- norm.batch_stats_mismatch -------------------------------------------------------------------------
 
 BN = [ModuleInfo("0", "Linear", "linear", 4), ModuleInfo("1", "BatchNorm1d", "batchnorm", 4, "1.bias"), ModuleInfo("2", "Tanh", "saturating", 4)]
@@ -195,6 +243,15 @@ def test_batchnorm_statistics_are_judged_only_once_they_had_time() -> None:
     assert check_batchnorm_stats(records(early, modules=BN)) == []
     calibrated = [StepRecord(s, 3.0, norms={"1": NormStats(0.9 if s == 0 else 0.08, 0.1)}) for s in (0, 100, 200)]
     assert check_batchnorm_stats(records(calibrated, modules=BN)) == []
+
+
+def test_batchnorm_mismatch_is_judged_against_the_batch_sampling_noise() -> None:
+    # 16 rows: sampling alone gives a gap of about sqrt(1.5 / 16) = 0.31
+    small = [StepRecord(s, 3.0, norms={"1": NormStats(0.35, 0.1, 0.31)}) for s in (0, 100, 200)]
+    assert check_batchnorm_stats(records(small, modules=BN)) == []
+    stuck = [StepRecord(s, 3.0, norms={"1": NormStats(0.9, 0.001, 0.31)}) for s in (0, 100, 200)]
+    f = check_batchnorm_stats(records(stuck, modules=BN))
+    assert codes(f) == [("norm.batch_stats_mismatch", "warning")] and "0.31" in f[0].evidence
 
 
 # -- norm.bias_before_batchnorm ------------------------------------------------------------------------
@@ -254,6 +311,14 @@ def test_plateau() -> None:
     assert check_loss(records([], flat[:50])) == []  # too short to call
 
 
+def test_a_plateau_with_a_named_cause_is_that_cause() -> None:
+    flat = [3.3 + 0.01 * math.sin(i) for i in range(200)]
+    steps = [StepRecord(s, 3.0, {"1": act(zero=1.0, units=[0, 0, 0, 0])}) for s in (0, 10)]
+    fs = run_checks(records(steps, flat, modules=RELU))
+    assert [f.code for f in fs] == ["act.dead_units"]
+    assert "loss.plateau" in [f.code for f in run_checks(records([], flat))]
+
+
 # -- the whole set ------------------------------------------------------------------------------------
 
 
@@ -262,7 +327,16 @@ def test_run_checks_orders_by_severity_and_codes_are_stable() -> None:
     fs = run_checks(records(steps, [27.4] + falling(10)))
     assert codes(fs) == [("init.loss_too_high", "error"), ("act.saturated", "warning")]
     assert {f.code for f in fs} <= set(CODES)
-    assert len(CHECKS) == 8 and DEFAULT.update_max == -1.0
+    assert len(CHECKS) == 9 and DEFAULT.update_max == -1.0
+
+
+def test_fix_texts_name_no_command_line_option() -> None:
+    # the diagnostics speak PyTorch; the makemore CLI adds its own flags (makemore.doctor.with_flags)
+    flat = [3.3 + 0.01 * math.sin(i) for i in range(200)]
+    cases = [records([StepRecord(0, 27.4, {"1": act(0.7), "3": act(0.1)})], [27.4] + falling(30)), records([], flat),
+             _updates([10**-0.5] * 8), _updates([10**-4.5] * 8), _time(0.03), _time(2.0), _flow(1e-2, 1.0)]
+    fixes = [f.fix for r in cases for f in run_checks(r)]
+    assert len(fixes) >= 7 and not [fx for fx in fixes if "--" in fx or "makemore" in fx]
 
 
 def test_empty_records_give_no_findings() -> None:

@@ -84,7 +84,11 @@ def test_unit_view_puts_channels_last_for_conv_outputs() -> None:
     v = unit_view(y)
     assert v.shape == (2 * 2 * 2, 3)
     assert set(v[:, 1].tolist()) == set(y[:, 1].flatten().tolist())
-    assert unit_view(torch.zeros(5, 7, 4)).shape == (35, 4)
+    # a Conv1d output (N, C, L): the producing op says the channels are the units (axis 1)
+    z = torch.arange(5 * 7 * 4, dtype=torch.float32).view(5, 7, 4)
+    v1 = unit_view(z, axis=1)
+    assert v1.shape == (5 * 4, 7) and set(v1[:, 2].tolist()) == set(z[:, 2].flatten().tolist())
+    assert unit_view(z, axis=-1).shape == (35, 4)  # a sequence of features (B, T, C): the last axis
 
 
 def test_param_summary_by_hand() -> None:

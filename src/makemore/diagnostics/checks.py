@@ -10,8 +10,9 @@ Codes (stable; tools may match on them):
     init.loss_too_high          step-0 loss far above ln(classes): a confidently wrong softmax
     act.saturated               many tanh/sigmoid outputs in the flat tails
     act.dead_units              units that passed no gradient on any example over a window
-    grad.vanishing              gradients shrink by orders of magnitude towards the input
-    grad.exploding              gradients grow towards the input, or are NaN/Inf
+    grad.vanishing              gradients shrink by orders of magnitude towards the input, or
+                                back through time in a recurrent layer
+    grad.exploding              gradients grow towards the input or back through time, or are NaN/Inf
     update.too_small            update:data ratio far below ~1e-3: learning rate too low
     update.too_large            update:data ratio far above ~1e-3: learning rate too high
     norm.batch_stats_mismatch   BatchNorm's train-mode and eval-mode outputs disagree
@@ -64,14 +65,19 @@ class Thresholds:
     init_loss_abs: float = 0.25          # ... and at least this many nats above (small V)
     # With the tanh gain 5/3 on unit-variance inputs the pre-activations have std 5/3, and about
     # 21% of the outputs sit beyond |t| > 0.97 (the lecture's first layer shows 20%); deeper
-    # layers settle near 5-10%. 35% needs pre-activations of std ~2.6 (a gain ~1.6x too big).
+    # layers settle near 5-10%. 35% needs pre-activations of std ~2.24 (P(|z| > 2.09/2.24) = 0.35:
+    # a gain ~1.35x too big).
     saturated_init: float = 0.35
     saturated_error: float = 0.6        # pre-activations of std > 4: most units pass no gradient
     saturated_late: float = 0.5         # median over the second half of the run (a note only: tanh
                                         # nets and RNNs that train well often saturate as they learn)
     # A unit that passed no gradient on any of (window x batch) examples is dead. A few happen in
-    # healthy nets (info); a tenth of a layer is capacity thrown away (warning).
+    # healthy nets (info); a tenth of a layer dead from the start is an initialization fault
+    # (warning). Units that die during training are common in ReLU nets that train well (the
+    # PyTorch MNIST example with Adadelta loses a third of its first dense layer): a warning from
+    # half the layer.
     dead_frac: float = 0.1
+    dead_frac_late: float = 0.5
     # Gradient std at the first vs the last hidden layer. Healthy nets (with the right gain,
     # normalization or residuals) stay within a factor ~3; 10^1.5 (~30x) means the signal fades
     # or grows geometrically with depth.
@@ -87,8 +93,12 @@ class Thresholds:
     update_peak: float = 0.0
     update_target: float = -2.5         # where the suggested learning-rate change aims
     # Train-mode vs eval-mode output gap of a BatchNorm layer, in output stds, once the running
-    # statistics had time to converge. Sampling noise of a 512-row batch gives ~0.05-0.1.
+    # statistics had time to converge, against the gap the batch's own sampling noise gives (about
+    # sqrt(1.5/B) for B Gaussian rows: 0.31 at 16 rows, 0.05 at 512). Calibrated running statistics
+    # differ from the batch's by about that noise; the gap must exceed it bn_noise_times over, and
+    # bn_mismatch in any case (records without a noise estimate use bn_mismatch alone).
     bn_mismatch: float = 0.25
+    bn_noise_times: float = 2.0
     bn_min_steps: int = 50              # momentum 0.1 forgets its initial (0, 1) in ~50 steps
     # A bias in front of BatchNorm gets an exactly-zero gradient (the mean is subtracted):
     # rms below this fraction of its weight's rms is numerically zero.
@@ -98,6 +108,17 @@ class Thresholds:
     diverge_rel: float = 0.1            # ... and this fraction of it
     plateau_min_steps: int = 100
     plateau_rel: float = 0.02           # less than 2% improvement from start to end
+    # Through time, in a recurrent layer: the per-step gain of the gradient (how much one step of
+    # the recurrence scales the gradient flowing back; geometric mean over the steps, median over
+    # the recorded steps). Healthy tanh RNNs, GRUs and LSTMs at their default init sit around
+    # 0.3-1: what the loss says about step t reaches t-10 weakened but present. Below 0.1 the
+    # gradient falls 10x per step, so nothing past a step or two is learned; above 1.5 it grows
+    # geometrically back through time.
+    time_gain_min: float = 0.1
+    time_gain_max: float = 1.25
+    # Only steps where the learning rate is at least this fraction of its largest recorded value
+    # judge the update size (not a warm-up's first steps or a decay's last ones).
+    update_lr_frac: float = 0.5
 
 
 DEFAULT = Thresholds()
@@ -112,7 +133,7 @@ def _fmt(x: float) -> str:
 
 
 def _nonlinear(r: Records) -> list[ModuleInfo]:
-    return [m for m in r.modules if m.role in ("saturating", "relu")]
+    return [m for m in r.modules if m.role in ("saturating", "relu", "smooth")]
 
 
 def _depth_chain(r: Records) -> list[ModuleInfo]:
@@ -151,7 +172,10 @@ def moving_average(losses: list[float], w: int) -> list[float]:
 def check_init_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if r.first_step != 0 or not r.losses or not r.n_classes or r.n_classes < 2:
         return []
-    loss0, expected = r.losses[0], math.log(r.n_classes)
+    # the classification loss function's own value when the monitor saw it (the training loss may
+    # add other terms), else the training loss
+    loss0 = r.init_loss if r.init_loss is not None else r.losses[0]
+    expected = math.log(r.n_classes)
     if not math.isfinite(loss0) or loss0 - expected <= max(t.init_loss_rel * expected, t.init_loss_abs):
         return []
     where = r.output_module or "the output layer"
@@ -216,20 +240,26 @@ def _dead_in_windows(r: Records, m: ModuleInfo) -> tuple[int, int, int, int, int
 
 
 def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
-    worst = None
+    worst = None  # (how far past its warning level, dead, units, examples, first step, last step, layer)
+    first_window = r.steps[min(r.window, len(r.steps)) - 1].step if r.steps else 0
     for m in _nonlinear(r):
         dead, units, examples, s0, s1 = _dead_in_windows(r, m)
-        if dead and (worst is None or dead / units > worst[0] / worst[1]):
-            worst = (dead, units, examples, s0, s1, m)
+        if not dead:
+            continue
+        at_start = _dead_in_windows(r.upto(first_window), m)[0] / units >= t.dead_frac
+        level = (dead / units) / (t.dead_frac if at_start else t.dead_frac_late)
+        if worst is None or level > worst[0]:
+            worst = (level, dead, units, examples, s0, s1, m)
     if worst is None:
         return []
-    dead, units, examples, s0, s1, m = worst
+    level, dead, units, examples, s0, s1, m = worst
     frac = dead / units
-    what = "saturated (|t| > 0.97)" if m.role == "saturating" else "never positive"
+    what = {"saturating": "saturated (|t| > 0.97)", "smooth": "in the flat part (slope |f'(x)| < 0.06)"}.get(
+        m.role, "never positive")
     if m.role == "saturating":
         fix = (f"these units sit in {m.kind}'s flat tails for every input: shrink the initial weights of "
                f"{_before(r, m.name) or 'the layer before'} (gain 5/3 for tanh) or normalize its output (BatchNorm)")
-    elif m.kind in ("ReLU", "ReLU6"):
+    elif m.role == "relu":
         fix = ("dead ReLUs never recover: do not initialize biases negative (use 0), use kaiming init with the ReLU "
                "gain, lower the learning rate if they die during training, or use LeakyReLU/GELU")
     else:  # GELU, SiLU, ELU, ...: below zero the gradient is small, not zero
@@ -237,9 +267,10 @@ def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
                f"biases negative (use 0), scale the initial weights of {_before(r, m.name) or 'the layer before'} "
                "with kaiming init, or lower the learning rate if they sink during training")
     return [Finding(
-        "act.dead_units", "warning" if frac >= t.dead_frac else "info", m.name,
+        "act.dead_units", "warning" if level >= 1 else "info", m.name,
         f"{dead} of {units} units ({frac:.1%}) of {m.name} ({m.kind}) were {what} on every one of {examples:,} "
-        f"examples in steps {s0}-{s1}; healthy: none (warning from {t.dead_frac:.0%})",
+        f"examples in steps {s0}-{s1}; healthy: none (warning from {t.dead_frac:.0%} of a layer from the start, "
+        f"{t.dead_frac_late:.0%} when they die during training)",
         fix, step=s1,
     )]
 
@@ -254,8 +285,11 @@ def _depth_ratio(rec: StepRecord, first: str, last: str) -> float | None:
 
 def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     out = []
-    bad = [(s.step, name, g.nonfinite) for s in r.steps for name, g in s.grads.items() if g.nonfinite > 0]
-    bad += [(s.step, name, p.grad_nonfinite) for s in r.steps for name, p in s.params.items() if p.grad_nonfinite > 0]
+    # a step the optimizer skipped (GradScaler found Inf/NaN in the scaled gradients) is how mixed
+    # precision finds its scale, not an explosion
+    steps = [s for s in r.steps if not s.skipped]
+    bad = [(s.step, name, g.nonfinite) for s in steps for name, g in s.grads.items() if g.nonfinite > 0]
+    bad += [(s.step, name, p.grad_nonfinite) for s in steps for name, p in s.params.items() if p.grad_nonfinite > 0]
     if bad:
         step, name, _ = min(bad, key=lambda b: b[0])
         out.append(Finding(
@@ -269,7 +303,7 @@ def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if len(chain) < 2 or not r.steps:
         return out
     first, last = chain[0].name, chain[-1].name
-    ratios = [(s.step, x) for s in r.steps if (x := _depth_ratio(s, first, last)) is not None]
+    ratios = [(s.step, x) for s in steps if (x := _depth_ratio(s, first, last)) is not None]
     if not ratios:
         return out
     init_step, init = ratios[0]
@@ -300,6 +334,52 @@ def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     return out
 
 
+def time_gain(rec: StepRecord, layer: str) -> float | None:
+    """The geometric mean of a recurrent layer's per-step gradient gains on one record."""
+    ts = rec.time.get(layer)
+    gains = [g for g in ts.gains if math.isfinite(g) and g > 0] if ts is not None else []
+    return math.exp(statistics.fmean(math.log(g) for g in gains)) if gains else None
+
+
+def check_time_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
+    """Gradients through time in recurrent layers: the recurrence's per-step gain, first vs last step."""
+    layers = list(dict.fromkeys(name for s in r.steps for name in s.time))
+    worst = None  # (distance from healthy in decades, layer, gain, record)
+    for name in layers:
+        recs = [(s, g) for s in r.steps if not s.skipped and (g := time_gain(s, name)) is not None]
+        if not recs:
+            continue
+        # at the first recorded step (initialization) or over the run, whichever is further out
+        for rec, gain in ((recs[0][0], recs[0][1]), (recs[-1][0], _median([g for _, g in recs]))):
+            off = max(math.log10(t.time_gain_min / gain), math.log10(gain / t.time_gain_max))
+            if off > 0 and (worst is None or off > worst[0]):
+                worst = (off, name, gain, rec)
+    if worst is None:
+        return []
+    _, name, gain, rec = worst
+    ts = rec.time[name]
+    T = len(ts.grad_rms)
+    first, last = ts.grad_rms[0], ts.grad_rms[-1]
+    ev = (f"back through time one step of {name}'s recurrence scales the gradient by {gain:.2g} (geometric mean over "
+          f"{T - 1} steps, at step {rec.step} or the median over the run): over the {T} steps that is "
+          f"10^{_fmt((T - 1) * math.log10(gain))}; "
+          f"the total gradient at the first step is {first:.2g} vs {last:.2g} at the last (step {rec.step}); "
+          f"healthy {t.time_gain_min:g} to {t.time_gain_max:g} per step")
+    if gain < t.time_gain_min:
+        return [Finding(
+            "grad.vanishing", "warning", name, ev,
+            "the loss at later time steps cannot teach earlier ones: initialize the recurrent weights with a larger "
+            "gain (orthogonal_ weight_hh), keep the hidden units out of saturation, or use an LSTM/GRU",
+            step=rec.step,
+        )]
+    return [Finding(
+        "grad.exploding", "warning", name, ev,
+        "gradients grow geometrically back through time: shrink the recurrent weights (spectral radius below 1, "
+        "e.g. orthogonal_ weight_hh), clip the gradient norm (clip_grad_norm_), or use an LSTM/GRU",
+        step=rec.step,
+    )]
+
+
 def update_log_ratios(rec: StepRecord, matrices: list[str] | None = None) -> list[float]:
     """log10 update:data ratios of the weight matrices on one record (`matrices`: their names;
     empty or None: every parameter with a gradient histogram, i.e. every matrix)."""
@@ -309,7 +389,10 @@ def update_log_ratios(rec: StepRecord, matrices: list[str] | None = None) -> lis
 
 
 def check_updates(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
-    per_step = [(s.step, _median(u)) for s in r.steps if (u := update_log_ratios(s, r.matrices))]
+    # the steps taken at (near) full learning rate: not a warm-up's first ones, not a decay's last
+    top = max((s.lr for s in r.steps if s.lr is not None), default=None)
+    full = [s for s in r.steps if not s.skipped and (top is None or s.lr is None or s.lr >= t.update_lr_frac * top)]
+    per_step = [(s.step, _median(u)) for s in full if (u := update_log_ratios(s, r.matrices))]
     if not per_step:
         return []
     peak_step, peak = max(per_step, key=lambda x: x[1])
@@ -344,8 +427,12 @@ def check_batchnorm_stats(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
         recs = [s for s in r.steps if name in s.norms and s.step >= t.bn_min_steps]
         if not recs:
             continue
-        gap = _median([s.norms[name].mismatch for s in recs[-3:]])
-        if not gap > t.bn_mismatch:
+        last = recs[-3:]
+        gap = _median([s.norms[name].mismatch for s in last])
+        noises = [s.norms[name].noise for s in last if s.norms[name].noise is not None]
+        noise = _median(noises) if noises else None  # type: ignore[arg-type]
+        limit = max(t.bn_mismatch, t.bn_noise_times * noise) if noise is not None and math.isfinite(noise) else t.bn_mismatch
+        if not gap > limit:
             continue
         mom = recs[-1].norms[name].momentum
         why = (f"momentum {mom:g} averages the running statistics over about {1 / mom:.0f} steps"
@@ -353,7 +440,9 @@ def check_batchnorm_stats(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
         out.append(Finding(
             "norm.batch_stats_mismatch", "warning", name,
             f"train-mode and eval-mode outputs of {name} differ by {gap:.2f} output stds on the training batch "
-            f"(step {recs[-1].step}); healthy below {t.bn_mismatch:g}; {why}",
+            f"(step {recs[-1].step}); healthy below {limit:.2g}"
+            + (f" ({t.bn_noise_times:g}x the {noise:.2g} that sampling noise gives at this batch)" if noise else "")
+            + f"; {why}",
             "calibrate the running statistics: raise BatchNorm's momentum (PyTorch's default is 0.1), or after "
             "training run the training set through in train mode (or compute the mean/var as in the lecture) "
             "before evaluating; with small batches prefer LayerNorm/GroupNorm",
@@ -452,7 +541,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
 
 
 CHECKS: list[Callable[[Records, Thresholds], list[Finding]]] = [
-    check_init_loss, check_saturation, check_dead_units, check_gradient_flow, check_updates,
+    check_init_loss, check_saturation, check_dead_units, check_gradient_flow, check_time_flow, check_updates,
     check_batchnorm_stats, check_bias_before_batchnorm, check_loss,
 ]
 
@@ -461,11 +550,46 @@ CODES = (
     "update.too_large", "norm.batch_stats_mismatch", "norm.bias_before_batchnorm", "loss.diverging", "loss.plateau",
 )
 
+# Symptoms and their causes: when a cause is found, it is the finding (its fix is the one to apply).
+#   * a loss that barely moves: dead or saturated units, fading gradients, tiny updates;
+#   * gradients fading with depth, or through time in the same layer: units that are dead or
+#     saturated from the start (they pass no gradient);
+#   * updates too small: units dead from the start (their weights get no gradient to move by);
+#   * units that die during a run whose steps are far too large: those steps;
+#   * a step-0 loss far too high while gradients explode with depth at init: the init gain, which
+#     blows up the forward pass as well.
+_PLATEAU_CAUSES = ("act.dead_units", "act.saturated", "grad.vanishing", "update.too_small")
+_LR_HIGH = ("loss.diverging", "update.too_large", "grad.exploding")
+
 
 def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Finding]:
-    """Every check on `records`, most serious first (stable within a severity)."""
+    """Every check on `records`, most serious first (stable within a severity), symptoms folded
+    into their causes (see above)."""
     found = [f for check in CHECKS for f in check(records, thresholds)]
-    return sorted(found, key=lambda f: -f.rank)
+    if not records.steps:
+        return sorted(found, key=lambda f: -f.rank)
+    start = records.upto(records.steps[min(records.window, len(records.steps)) - 1].step)
+    dead_at_start = {f.where for f in check_dead_units(start, thresholds) if f.severity != "info"}
+    saturated_at_start = {f.where for f in found if f.code == "act.saturated" and f.severity != "info"}
+    serious = {f.code for f in found if f.severity != "info"}
+    time_layers = {name for s in records.steps for name in s.time}
+
+    def symptom(f: Finding) -> bool:
+        if f.code == "act.dead_units":
+            return bool(serious & set(_LR_HIGH)) and not dead_at_start
+        if f.code == "loss.plateau":
+            return bool(serious & set(_PLATEAU_CAUSES))
+        if f.code == "grad.vanishing":
+            causes = dead_at_start | saturated_at_start
+            return bool(causes) and (f.where not in time_layers or f.where in causes)
+        if f.code == "update.too_small":
+            return bool(dead_at_start)
+        if f.code == "init.loss_too_high":
+            return any(g.code == "grad.exploding" and g.step == records.steps[0].step and g.where not in time_layers
+                       for g in found)
+        return False
+
+    return sorted([f for f in found if not symptom(f)], key=lambda f: -f.rank)
 
 
 def worst_severity(findings: list[Finding]) -> str | None:
@@ -473,4 +597,4 @@ def worst_severity(findings: list[Finding]) -> str | None:
 
 
 __all__ = ["Finding", "Thresholds", "DEFAULT", "CHECKS", "CODES", "SEVERITIES", "run_checks", "worst_severity",
-           "update_log_ratios", "moving_average"] + [c.__name__ for c in CHECKS]
+           "update_log_ratios", "time_gain", "moving_average"] + [c.__name__ for c in CHECKS]

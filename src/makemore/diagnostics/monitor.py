@@ -7,26 +7,38 @@
     mon.findings(); mon.save_report("report.html")
 
 What it measures on a recording step (the quantities of Karpathy's makemore part 3 lecture):
-    * forward hooks on leaf modules: output mean/std/histogram; for tanh/sigmoid-like outputs
-      the saturated fraction, for ReLU-like the fraction <= 0; per-unit activity (so a unit dead
-      over a window of batches is found per unit) and a small units x examples map;
+    * forward hooks on leaf modules, and activations called as functions (`F.relu`, `torch.tanh`,
+      `F.gelu`, ... in a `forward`, seen by `tracing.FunctionTap`): output mean/std/histogram; for
+      tanh/sigmoid-like outputs the saturated fraction, for ReLU-like the fraction <= 0, for smooth
+      ones (GELU, SiLU, ...) the fraction whose local slope is below 0.06; per-unit activity (so a
+      unit dead over a window of batches is found per unit) and a small units x examples map. The
+      unit axis comes from the op that produced the tensor (channels for convolutions, features
+      for linear and recurrent layers); outputs may be tuples, dicts, dataclasses, ModelOutputs or
+      PackedSequences;
+    * recurrent layers (nn.RNN/GRU/LSTM) run step by step (`recurrent.unroll`): every layer's
+      outputs and gates, and the gradient reaching the hidden state at each time step;
+    * the loss function the model or the loop calls (cross-entropy, NLL, BCE, MSE, ...): the
+      number of classes it compares against, and its own value at step 0;
     * a tensor hook on each output: mean/std/histogram of the gradient reaching that module;
     * optimizer step pre/post hooks: each parameter's gradient as the optimizer uses it (after any
       clipping) and its grad:data ratio; the true update:data ratio std(W_after - W_before) /
       std(W_before), correct for SGD, momentum, Adam and RMSProp alike (without an optimizer the
-      gradients are read in `step()`);
-    * forward pre-hooks on BatchNorm layers: train-mode vs eval-mode output gap on the batch;
+      gradients and the update are read in `step()`); the learning rate; whether the optimizer
+      skipped the step (GradScaler on Inf/NaN gradients);
+    * forward pre-hooks on BatchNorm layers: train-mode vs eval-mode output gap on the batch, and
+      the gap that sampling noise alone gives at that batch;
     * every step's loss (kept on the device until the next recording step).
 
 Cost: on other steps no hook is registered at all (and none that autograd keeps: tensor hooks
-live on the step's graph, module and optimizer hooks are removed); `step()` appends the detached loss to a
-list. All heavy hooks are registered just before a recording step and removed right after it,
+live on the step's graph, module and optimizer hooks are removed) and the function mode is off;
+`step()` appends the detached loss to a list. All heavy hooks are registered just before a recording step and removed right after it,
 and that step's numbers reach the host in one device-to-host copy of one concatenated tensor.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,27 +46,42 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
+from . import recurrent
 from .checks import Finding, run_checks
-from .records import ActStats, GradStats, Histogram, ModuleInfo, NormStats, ParamStats, Records, StepRecord, UnitMap
-from .stats import activation_summary, batchnorm_mismatch, finite_summary, param_summary, update_ratio
+from .records import (
+    ActStats, GradStats, Histogram, ModuleInfo, NormStats, ParamStats, Records, StepRecord, TimeStats, UnitMap,
+)
+from .stats import (
+    NONLINEAR_ROLES, activation_summary, batchnorm_mismatch, batchnorm_noise, finite_summary, param_summary, update_ratio,
+)
+from .tracing import ACTIVATIONS, LOSSES, FunctionTap, default_axis, loss_classes, module_axis, primary_tensor
 
 # (module class, role, (centre, half range) of its output for the saturation test)
 _SATURATING: list[tuple[type[nn.Module], tuple[float, float]]] = [
     (nn.Tanh, (0.0, 1.0)), (nn.Sigmoid, (0.5, 0.5)), (nn.Hardsigmoid, (0.5, 0.5)),
 ]
-_RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish)
+_RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU)
+# smooth activations pass gradient below zero too: judged by their local slope; other libraries'
+# versions (e.g. transformers' NewGELUActivation) are known by their class name
+_SMOOTH = (nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus)
+_SMOOTH_NAMES = ("GELU", "SiLU", "Swish", "Mish", "ELU", "Softplus")
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm, getattr(nn, "RMSNorm", nn.LayerNorm))
 _LINEAR = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
 _SKIP = (nn.Identity, nn.modules.dropout._DropoutNd)
 # the gradient reaching these roles' outputs is recorded (the depth checks and pictures use them)
-_GRAD_ROLES = ("saturating", "relu", "linear", "other")
+_GRAD_ROLES = ("saturating", "relu", "smooth", "linear", "other")
 
 
 def module_role(m: nn.Module) -> tuple[str, tuple[float, float]]:
     """The role of a leaf module in the checks, and its output's (centre, half range)."""
     if isinstance(m, _RELU_LIKE):
         return "relu", (0.0, 1.0)
+    if isinstance(m, _SMOOTH) or any(k in type(m).__name__ for k in _SMOOTH_NAMES):
+        return "smooth", (0.0, 1.0)
+    if recurrent.supported(m):  # run step by step on recording steps: its layers are judged, not its output
+        return "other", (0.0, 1.0)
     if isinstance(m, nn.Hardtanh):
         return "saturating", ((m.max_val + m.min_val) / 2, (m.max_val - m.min_val) / 2)
     for cls, scale in _SATURATING:
@@ -112,10 +139,12 @@ class Monitor:
         every: record fully every `every` steps (step 0 always; losses are kept for every step).
         window: recording steps over which per-unit activity accumulates (a dead unit is one that
             passed no gradient on any example of any batch in the window).
-        n_classes: classes of the model's output, for the step-0 loss check (default: the last
-            dimension of the model's output; 0 turns the check off, e.g. for regression).
+        n_classes: classes the loss compares, for the step-0 loss check (default: read from the
+            loss function the model or loop calls, e.g. F.cross_entropy's input; a regression
+            loss turns the check off, as does 0).
         bins: histogram bins.
         start_step: the step number of the first `step()` call (resumed training).
+        num_classes: the same as n_classes.
     """
 
     def __init__(
@@ -129,9 +158,12 @@ class Monitor:
         map_rows: int = 48,
         map_units: int = 128,
         start_step: int = 0,
+        num_classes: int | None = None,
     ) -> None:
         if every < 1 or window < 1:
             raise ValueError("every and window must be at least 1")
+        n_classes = num_classes if num_classes is not None else n_classes
+        self._classes_given = n_classes is not None
         self.model, self.optimizer = model, optimizer
         self.bins, self.map_rows, self.map_units = bins, map_rows, map_units
         self.step_index = start_step
@@ -151,6 +183,21 @@ class Monitor:
         self._seen_bwd: set[str] = set()
         self._before: dict[str, Tensor] = {}
         self._closure = False  # the optimizer step being recorded was called with a closure
+        # what the function mode and the module stack see on a recording step
+        root = type(model).__name__
+        self._names = {id(m): (name or root) for name, m in model.named_modules()}
+        self._nonlinear_leaves = {name for name, m in self.leaves if module_role(m)[0] in (*NONLINEAR_ROLES, "softmax")
+                                  or "Softmax" in type(m).__name__}
+        self._tap = FunctionTap(self._on_call)
+        self._stack: list[str] = []
+        self._tensor_info: dict[int, tuple[weakref.ref[Tensor], int, str | None]] = {}  # id -> (ref, axis, producer)
+        self._fn_count: dict[str, int] = {}
+        self._busy = False  # inside the monitor's own hooks: their torch calls are not the model's
+        self._loss_call: tuple[str, int | None, str] | None = None
+        self._rnn: dict[str, list[recurrent.LayerTaps]] = {}
+        self._stepped = False  # the optimizer's step pre-hook ran on this recording step
+        self._lr: float | None = None
+        self._snapshot: dict[str, Tensor] = {}  # no optimizer: the weights before the step
         self._forced: set[int] = set()
         self._armed = False
         self._closed = False
@@ -165,8 +212,10 @@ class Monitor:
             raise RuntimeError("Monitor.step() after close()")
         self._losses.append(loss.detach() if isinstance(loss, Tensor) else (math.nan if loss is None else float(loss)))
         if self._armed:
+            self._exit_mode()
             if self.optimizer is None:
                 self._param_stats(self.model.parameters())
+                self._manual_updates()
             self._collect(self.step_index)
             self._disarm()
         self.step_index += 1
@@ -237,47 +286,186 @@ class Monitor:
         h = self._handles
         for name, m in self.leaves:
             role, scale = module_role(m)
-            h.append(m.register_forward_hook(self._forward_hook(name, role, scale)))
+            h.append(m.register_forward_hook(self._forward_hook(name, role, scale), with_kwargs=True))
             if role == "batchnorm" and getattr(m, "track_running_stats", False):
                 h.append(m.register_forward_pre_hook(self._bn_hook(name)))
-        h.append(self.model.register_forward_hook(self._root_hook))
+        h.append(self.model.register_forward_pre_hook(self._root_pre_hook))
+        h.append(register_module_forward_pre_hook(self._push))
+        h.append(register_module_forward_hook(self._pop))
         if self.optimizer is not None:
             h.append(self.optimizer.register_step_pre_hook(self._pre_step))
             h.append(self.optimizer.register_step_post_hook(self._post_step))
+        self._stepped, self._lr, self._loss_call = False, None, None
         self._armed = True
 
     def _disarm(self) -> None:
+        self._exit_mode()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         self._before.clear()
+        self._snapshot.clear()
+        self._stack.clear()
+        self._tensor_info.clear()
+        self._rnn.clear()
         self._armed = False
+
+    def _exit_mode(self) -> None:
+        if self._tap.active:
+            self._tap.__exit__(None, None, None)
 
     # -- hooks -------------------------------------------------------------------------------
 
-    def _forward_hook(self, name: str, role: str, scale: tuple[float, float]) -> Callable[..., None]:
-        def hook(module: nn.Module, args: Any, out: Any) -> None:
+    def _forward_hook(self, name: str, role: str, scale: tuple[float, float]) -> Callable[..., Any]:
+        def hook(module: nn.Module, args: Any, kwargs: Any, out: Any) -> Any:
             # evaluation passes (no grad) and repeated calls of a shared module are not the step
-            if not torch.is_grad_enabled() or name in self._seen_fwd:
-                return
-            y = out[0] if isinstance(out, (tuple, list)) and out else out
-            if not isinstance(y, Tensor) or not y.is_floating_point() or y.numel() == 0:
-                return
+            if not torch.is_grad_enabled() or self._busy:
+                return None
+            replaced, first = None, name not in self._seen_fwd
+            if first and recurrent.supported(module):
+                taps: list[recurrent.LayerTaps] = []
+                self._busy = True
+                try:
+                    replaced = out = recurrent.unroll(module, args, kwargs, taps)  # type: ignore[arg-type]
+                finally:
+                    self._busy = False
+                self._rnn[name] = taps
+            y = primary_tensor(out)
+            if y is None or not y.is_floating_point() or y.numel() == 0:
+                return replaced
+            x = next((a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), None)
+            axis = module_axis(module)
+            if axis is None:
+                axis = self._axis_of(x, y)
+            self._mark(y, axis, name)
+            if not first:
+                return replaced
             self._seen_fwd.add(name)
-            units = y.shape[1] if y.dim() >= 4 else (y.shape[-1] if y.dim() else 1)
-            self._rows[name] = y.numel() // max(1, units)  # examples each unit is counted over (host ints)
-            if name not in self._infos:
-                bias = getattr(module, "bias", None)
-                self._infos[name] = ModuleInfo(
-                    name, type(module).__name__, role, int(units),
-                    self.param_names.get(id(bias)) if isinstance(bias, Tensor) else None,
-                )
-            with torch.no_grad():
-                self._transfer.put(("act", name), activation_summary(y, role, self.bins, scale, self.map_rows, self.map_units))
-            if y.requires_grad and role in _GRAD_ROLES:
-                y.register_hook(self._grad_hook(name))
+            bias = getattr(module, "bias", None)
+            bias_param = self.param_names.get(id(bias)) if isinstance(bias, Tensor) else None
+            slope = (lambda t: module(t)) if role == "smooth" else None  # noqa: E731
+            self._record(name, type(module).__name__, role, scale, y, axis, x, slope, bias_param)
+            for layer, tap in enumerate(self._rnn.get(name, [])):
+                self._record_layer(name, module, layer, tap)
+            return replaced
 
         return hook
+
+    def _record(self, name: str, kind: str, role: str, scale: tuple[float, float], y: Tensor, axis: int,
+                x: Tensor | None = None, slope_of: Callable[[Tensor], Tensor] | None = None,
+                bias_param: str | None = None, grad: bool = True) -> None:
+        """Measure one activation tensor y (and hook its gradient)."""
+        units = y.shape[axis] if y.dim() else 1
+        self._rows[name] = y.numel() // max(1, units)  # examples each unit is counted over (host ints)
+        if name not in self._infos:
+            self._infos[name] = ModuleInfo(name, kind, role, int(units), bias_param)
+        slope = None
+        self._busy = True
+        try:
+            if role == "smooth":
+                if slope_of is None or x is None or x.shape != y.shape:
+                    role = self._infos[name].role = "other"  # no input to take the slope at: stats only
+                else:  # elementwise: the gradient of sum(f(x)) is f'(x)
+                    with torch.enable_grad():
+                        xx = x.detach().requires_grad_(True)
+                        (slope,) = torch.autograd.grad(slope_of(xx).sum(), xx)
+            with torch.no_grad():
+                self._transfer.put(("act", name), activation_summary(
+                    y, role, self.bins, scale, self.map_rows, self.map_units, axis, slope))
+        finally:
+            self._busy = False
+        if grad and y.requires_grad and role in _GRAD_ROLES:
+            y.register_hook(self._grad_hook(name))
+
+    def _record_layer(self, name: str, module: nn.Module, layer: int, tap: recurrent.LayerTaps) -> None:
+        """One layer of an unrolled recurrent module: its tanh (or relu) outputs and its gates."""
+        lname = f"{name}.layer{layer}"
+        relu = getattr(module, "nonlinearity", "tanh") == "relu"
+        cand = torch.cat(tap.candidate)  # (rows, H): every step's rows
+        self._record(lname, "ReLU" if relu else "Tanh", "relu" if relu else "saturating", (0.0, 1.0), cand, -1, grad=False)
+        if tap.gates:
+            self._record(f"{lname}.gates", "Sigmoid", "saturating", (0.5, 0.5), torch.cat(tap.gates), -1, grad=False)
+
+    # -- what the function mode sees -----------------------------------------------------------
+
+    def _axis_of(self, x: Tensor | None, y: Tensor) -> int:
+        """The unit axis y inherits from x (same rank, same size there), else the default."""
+        if isinstance(x, Tensor):
+            info = self._tensor_info.get(id(x))
+            if info is not None and info[0]() is x and x.dim() == y.dim() and x.shape[info[1]] == y.shape[info[1]]:
+                return info[1]
+        return default_axis(y)
+
+    def _mark(self, t: Tensor, axis: int, producer: str | None) -> None:
+        self._tensor_info[id(t)] = (weakref.ref(t), axis, producer)
+
+    def _producer(self, x: Any) -> str | None:
+        info = self._tensor_info.get(id(x)) if isinstance(x, Tensor) else None
+        return info[2] if info is not None and info[0]() is x else None
+
+    def _on_call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if self._busy or not isinstance(out, Tensor):
+            return
+        spec = ACTIVATIONS.get(func)
+        if spec is not None:
+            self._on_activation(func, spec, args, kwargs, out)
+            return
+        kind = LOSSES.get(func)
+        if kind is not None:
+            self._on_loss(kind, args, kwargs, out)
+            return
+        x = args[0] if args else None
+        if isinstance(x, Tensor) and x is not out:
+            info = self._tensor_info.get(id(x))
+            if info is not None and info[0]() is x and out.dim() == x.dim() and out.shape[info[1]] == x.shape[info[1]]:
+                self._mark(out, info[1], None)
+
+    def _on_activation(self, func: Any, spec: tuple[str, str, tuple[float, float]], args: tuple[Any, ...],
+                       kwargs: dict[str, Any], out: Tensor) -> None:
+        inner = self._stack[-1] if self._stack else None
+        if not torch.is_grad_enabled() or inner in self._nonlinear_leaves:
+            return  # an activation module calling its function: its own hook measures it
+        kind, role, scale = spec
+        x = args[0] if args else kwargs.get("input")
+        base = f"{self._producer(x) or inner or self._names[id(self.model)]}.{kind.lower()}"
+        k = self._fn_count[base] = self._fn_count.get(base, 0) + 1
+        name = base if k == 1 else f"{base}#{k}"
+        axis = self._axis_of(x, out)
+        self._mark(out, axis, name)
+        if name in self._seen_fwd or not out.is_floating_point():
+            return
+        self._seen_fwd.add(name)
+        rest, kw = args[1:], {k: v for k, v in kwargs.items() if k != "inplace"}
+        slope = (lambda t: func(t, *rest, **kw)) if role == "smooth" and x is not out else None  # noqa: E731
+        self._record(name, kind, role, scale, out, axis, x if isinstance(x, Tensor) else None, slope)
+
+    def _on_loss(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Tensor) -> None:
+        if self._loss_call is not None:
+            return  # the first loss of the step is the one the model is trained on (or part of it)
+        reduction = kwargs.get("reduction", "mean")
+        self._loss_call = (kind, loss_classes(kind, args, kwargs), reduction)
+        if self.step_index == 0 and kind != "regression" and reduction == "mean" and out.numel() == 1:
+            self._transfer.put(("lossfn", "value"), {"v": out.detach()})
+
+    def _root_pre_hook(self, module: nn.Module, args: Any) -> None:
+        if not torch.is_grad_enabled():
+            return
+        self._fn_count.clear()
+        if not self._tap.active:
+            self._tap.__enter__()  # left at the optimizer's step, at Monitor.step(), or at disarm
+        if self.optimizer is None and not self._snapshot:
+            self._snapshot = {n: p.detach().clone() for n, p in self.model.named_parameters()
+                              if p.requires_grad and p.numel() > 1}
+
+    def _push(self, module: nn.Module, args: Any) -> None:
+        name = self._names.get(id(module))
+        if name is not None:
+            self._stack.append(name)
+
+    def _pop(self, module: nn.Module, args: Any, out: Any) -> None:
+        name = self._names.get(id(module))
+        if name is not None and self._stack and self._stack[-1] == name:
+            self._stack.pop()
 
     def _grad_hook(self, name: str) -> Callable[[Tensor], None]:
         def hook(g: Tensor) -> None:
@@ -287,20 +475,18 @@ class Monitor:
 
         return hook
 
-    def _root_hook(self, module: nn.Module, args: Any, out: Any) -> None:
-        if not torch.is_grad_enabled() or self.records.n_classes is not None:
-            return
-        y = out[0] if isinstance(out, (tuple, list)) and out else out
-        if isinstance(y, Tensor) and y.is_floating_point() and y.dim() >= 2:
-            self.records.n_classes = int(y.shape[-1])
-
     def _bn_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any) -> None:
             if not torch.is_grad_enabled() or not module.training or ("bn", name, "mismatch") in self._transfer.items:
                 return
             if args and isinstance(args[0], Tensor) and module.running_mean is not None:
-                with torch.no_grad():
-                    self._transfer.put(("bn", name), {"mismatch": batchnorm_mismatch(args[0], module)})
+                self._busy = True
+                try:
+                    with torch.no_grad():
+                        self._transfer.put(("bn", name), {"mismatch": batchnorm_mismatch(args[0], module),
+                                                          "noise": batchnorm_noise(args[0])})
+                finally:
+                    self._busy = False
 
         return hook
 
@@ -312,7 +498,19 @@ class Monitor:
                 if name is not None and p.grad is not None:
                     self._transfer.put(("param", name), param_summary(p, self.bins))
 
+    def _manual_updates(self) -> None:
+        """Without an optimizer: the update the loop applied since the step's forward."""
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, before in self._snapshot.items():
+                if params[name].grad is not None:
+                    self._transfer.put(("update", name), {"ratio": update_ratio(before, params[name])})
+        self._snapshot.clear()
+
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self._exit_mode()  # the optimizer's own arithmetic is not the model's
+        self._stepped = True
+        self._lr = max((float(g["lr"]) for g in optimizer.param_groups if "lr" in g), default=None)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         # step(closure) (LBFGS, PyTorch Lightning) computes the gradients inside step(): read them after it
         # (the hooks get step()'s positional arguments with the optimizer itself first)
@@ -350,9 +548,18 @@ class Monitor:
     def _collect(self, step: int) -> None:
         """Turn this recording step's device tensors into a StepRecord (one transfer)."""
         self._put_losses()
+        self._put_time()
         host = self._transfer.fetch()
         self._store_losses(host)
-        rec = StepRecord(step=step, loss=self.records.loss_at(step) if self.records.loss_at(step) is not None else math.nan)
+        rec = StepRecord(step=step, loss=self.records.loss_at(step) if self.records.loss_at(step) is not None else math.nan,
+                         lr=self._lr, skipped=self.optimizer is not None and not self._stepped)
+        self._store_loss_function(host.pop(("lossfn", "value", "v"), None))
+        for name, taps in self._rnn.items():
+            for layer, tap in enumerate(taps):
+                t = self._time_stats(tap, host.pop(("time", f"{name}.layer{layer}", "total"), None),
+                                     host.pop(("time", f"{name}.layer{layer}", "rec"), None))
+                if t is not None:
+                    rec.time[f"{name}.layer{layer}"] = t
         groups: dict[tuple[str, str], dict[str, list[float]]] = {}
         for key, vals in host.items():
             groups.setdefault((key[0], key[1]), {})[key[2]] = vals
@@ -368,7 +575,7 @@ class Monitor:
                 )
             elif kind == "bn":
                 bn = self._leaf[name]
-                rec.norms[name] = NormStats(v["mismatch"][0], getattr(bn, "momentum", None))
+                rec.norms[name] = NormStats(v["mismatch"][0], getattr(bn, "momentum", None), v["noise"][0])
         for (kind, name), v in groups.items():
             if kind == "update" and name in rec.params:
                 rec.params[name].update_ratio = v["ratio"][0]
@@ -377,6 +584,36 @@ class Monitor:
         self.records.modules += [info for n, info in self._infos.items() if n not in known]
         self._set_output_module()
         self.records.steps.append(rec)
+
+    def _store_loss_function(self, value: list[float] | None) -> None:
+        """What the loss function said: the classes it compares (unless given) and its step-0 value."""
+        if self._loss_call is None:
+            return
+        kind, classes, reduction = self._loss_call
+        if not self._classes_given and self.records.n_classes is None:
+            # a regression loss, or a summed one, has no ln(classes) to compare with: the check is off
+            self.records.n_classes = classes if classes and reduction == "mean" else 0
+        if value and self.records.init_loss is None:
+            self.records.init_loss = value[0]
+
+    def _put_time(self) -> None:
+        """Each unrolled layer's squared gradient norms per time step (NaN: no gradient came)."""
+        for name, taps in self._rnn.items():
+            for layer, tap in enumerate(taps):
+                if tap.total_sq and len(tap.rows) >= 2:
+                    nan = torch.full((), math.nan, device=tap.output[0].device)
+                    total = torch.stack([tap.total_sq.get(t, nan) for t in range(len(tap.rows))])
+                    rec = torch.stack([tap.rec_sq.get(t, nan) for t in range(len(tap.rows) - 1)])
+                    self._transfer.put(("time", f"{name}.layer{layer}"), {"total": total, "rec": rec})
+
+    def _time_stats(self, tap: recurrent.LayerTaps, total: list[float] | None, rec: list[float] | None) -> TimeStats | None:
+        """Per-step gradient rms and the recurrence's per-step gain of an unrolled layer."""
+        if total is None or rec is None:
+            return None
+        H = tap.output[0].shape[-1]
+        rms = [math.sqrt(sq / (rows * H)) for sq, rows in zip(total, tap.rows)]
+        gains = [math.sqrt(r / nxt) if nxt > 0 else math.nan for r, nxt in zip(rec, total[1:])]
+        return TimeStats(rms, gains)
 
     def _act_stats(self, name: str, step: int, v: dict[str, list[float]]) -> ActStats:
         info = self._infos[name]
@@ -395,6 +632,8 @@ class Monitor:
                     maps[-1] = unit_map
             if info.role == "saturating":
                 st.saturated = v["inactive"][0]
+            elif info.role == "smooth":
+                st.inactive = v["inactive"][0]
             else:
                 st.zero = v["inactive"][0]
         return st
@@ -412,9 +651,9 @@ class Monitor:
         for name, m in self.leaves:
             if isinstance(m, nn.Embedding):
                 continue
-            prefix = "" if name == type(self.model).__name__ and m is self.model else name + "."
-            out += [prefix + n for n, p in m.named_parameters(recurse=False) if p.dim() >= 2 and p.requires_grad]
-        return out
+            # by the parameter's own name: a tied matrix (an output layer sharing the embedding) counts once
+            out += [self.param_names[id(p)] for p in m.parameters(recurse=False) if p.dim() >= 2 and p.requires_grad]
+        return list(dict.fromkeys(out))
 
     def _meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {

@@ -53,6 +53,7 @@ class ActStats:
     saturated: float | None = None   # saturating nonlinearities: fraction of outputs in the flat tails
     zero: float | None = None        # ReLU-like: fraction of outputs <= 0 (the unit passes no gradient)
     unit_active: list[int] | None = None  # nonlinearities: per unit, rows where it passed gradient
+    inactive: float | None = None    # smooth (GELU, SiLU, ...): fraction where the local slope |f'(x)| < 0.06
 
 
 @dataclass
@@ -95,6 +96,20 @@ class NormStats:
 
     mismatch: float
     momentum: float | None        # the layer's momentum (None: cumulative average)
+    noise: float | None = None    # the mismatch sampling alone gives at this batch (see stats.batchnorm_noise)
+
+
+@dataclass
+class TimeStats:
+    """A recurrent layer on one recording step: the gradient through time.
+
+    `grad_rms[t]` is the root mean square of the total gradient reaching the hidden state at
+    step t; `gains[t]` is |gradient reaching h_t through step t+1| / |total gradient at h_{t+1}|:
+    how much one step of the recurrence scales a gradient on its way back.
+    """
+
+    grad_rms: list[float]
+    gains: list[float]
 
 
 @dataclass
@@ -105,6 +120,9 @@ class StepRecord:
     grads: dict[str, GradStats] = field(default_factory=dict)
     params: dict[str, ParamStats] = field(default_factory=dict)
     norms: dict[str, NormStats] = field(default_factory=dict)
+    time: dict[str, TimeStats] = field(default_factory=dict)  # recurrent layers: gradient through time
+    lr: float | None = None       # the largest learning rate of the optimizer's groups on this step
+    skipped: bool = False         # the optimizer did not step (e.g. GradScaler found Inf/NaN gradients)
 
 
 @dataclass
@@ -128,7 +146,7 @@ class UnitMap:
 class Records:
     every: int                    # recording interval in steps
     window: int                   # recording steps a per-unit activity window spans
-    n_classes: int | None         # classes of the output (ln of it is the healthy step-0 loss)
+    n_classes: int | None         # classes the loss compares (ln of it is the healthy step-0 loss; 0: no classes)
     first_step: int               # step of losses[0]
     losses: list[float] = field(default_factory=list)   # every step's loss, from first_step on
     steps: list[StepRecord] = field(default_factory=list)
@@ -137,6 +155,8 @@ class Records:
     matrices: list[str] = field(default_factory=list)  # weight matrices of linear/conv/recurrent layers
     unit_maps: dict[str, list[UnitMap]] = field(default_factory=dict)  # first and latest map per layer
     meta: dict[str, Any] = field(default_factory=dict)   # model, optimizer, lr, ... (free-form)
+    init_loss: float | None = None     # the classification loss function's own value at step 0 (without
+                                       # other terms the training loss may add)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -181,6 +201,7 @@ class Records:
             matrices=list(d.get("matrices", [])),
             unit_maps={k: [UnitMap(**m) for m in v] for k, v in d.get("unit_maps", {}).items()},
             meta=dict(d.get("meta", {})),
+            init_loss=d.get("init_loss"),
         )
 
     def save(self, path: str | Path) -> None:
@@ -221,9 +242,11 @@ def _step_from_dict(d: dict[str, Any]) -> StepRecord:
         grads={k: GradStats(**{**v, "hist": _hist(v["hist"])}) for k, v in d["grads"].items()},
         params={k: ParamStats(**{**v, "grad_hist": _hist(v["grad_hist"])}) for k, v in d["params"].items()},
         norms={k: NormStats(**v) for k, v in d["norms"].items()},
+        time={k: TimeStats(**v) for k, v in d.get("time", {}).items()},
+        lr=d.get("lr"), skipped=d.get("skipped", False),
     )
 
 
 __all__ = [
-    "write_text_atomic", "Histogram", "ActStats", "GradStats", "ParamStats", "NormStats", "StepRecord", "ModuleInfo", "UnitMap", "Records",
+    "write_text_atomic", "Histogram", "ActStats", "GradStats", "ParamStats", "NormStats", "TimeStats", "StepRecord", "ModuleInfo", "UnitMap", "Records",
 ]

@@ -53,36 +53,56 @@ def histogram(x: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
     return torch.zeros(bins, device=x.device).scatter_add_(0, idx, torch.ones((), device=x.device).expand_as(x))
 
 
-def unit_view(y: Tensor) -> Tensor:
-    """(rows, units): units on the last axis, or on axis 1 (channels) for 4-d/5-d conv outputs."""
-    if y.dim() >= 4:
-        y = y.movedim(1, -1)
-    return y.reshape(-1, y.shape[-1]) if y.dim() >= 1 else y.reshape(1, 1)
+# A smooth activation (GELU, SiLU, ELU, Mish) is inactive where its local slope |f'(x)| is below
+# this: the same cut as tanh's |t| > 0.97, where the slope 1 - t^2 is below 0.06.
+SLOPE_MIN = 0.06
+
+NONLINEAR_ROLES = ("saturating", "relu", "smooth")
 
 
-def inactive_mask(y2d: Tensor, role: str, scale: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+def unit_view(y: Tensor, axis: int | None = None) -> Tensor:
+    """(rows, units): the unit axis moved last and every other axis flattened into rows. `axis`
+    comes from the op that produced y (channels, 1, for convolutions; features, -1, for linear
+    and recurrent layers); without it, channels for 4-d/5-d tensors, else the last axis."""
+    if y.dim() == 0:
+        return y.reshape(1, 1)
+    if axis is None:
+        axis = 1 if y.dim() >= 4 else -1
+    if axis % y.dim() != y.dim() - 1:
+        y = y.movedim(axis, -1)
+    return y.reshape(-1, y.shape[-1])
+
+
+def inactive_mask(y2d: Tensor, role: str, scale: tuple[float, float] = (0.0, 1.0), slope2d: Tensor | None = None) -> Tensor:
     """Boolean (rows, units): where a unit passes (almost) no gradient.
 
     role "saturating": in the flat tails, |(y - centre) / half_range| > SATURATION, where `scale`
     = (centre, half_range) maps the nonlinearity's range onto [-1, 1] (tanh: (0, 1); sigmoid:
-    (0.5, 0.5)). role "relu": y <= 0 (ReLU's zero region; for GELU/SiLU/ELU the negative side).
+    (0.5, 0.5)). role "relu": y <= 0 (ReLU's zero region). role "smooth": the local slope
+    `slope2d` = f'(x) is below SLOPE_MIN in size (GELU, SiLU, ... pass gradient below zero too).
     """
     if role == "saturating":
         centre, half = scale
         return (y2d.abs() if scale == (0.0, 1.0) else ((y2d - centre) / half).abs()) > SATURATION
+    if role == "smooth":
+        assert slope2d is not None, "a smooth activation is judged by its local slope"
+        return slope2d.abs() < SLOPE_MIN
     return y2d <= 0
 
 
 def activation_summary(
-    y: Tensor, role: str, bins: int, scale: tuple[float, float] = (0.0, 1.0), map_rows: int = 0, map_units: int = 0
+    y: Tensor, role: str, bins: int, scale: tuple[float, float] = (0.0, 1.0), map_rows: int = 0, map_units: int = 0,
+    axis: int | None = None, slope: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """`finite_summary` plus, for nonlinearities, the inactive fraction, per-unit active counts
-    (rows where the unit passed gradient) and a (map_rows, map_units) 0/1 map of inactive cells."""
+    (rows where the unit passed gradient) and a (map_rows, map_units) 0/1 map of inactive cells.
+    `axis` is the unit axis (see `unit_view`); `slope` is f'(x) elementwise, for role "smooth"."""
     y = y.detach()
     out = finite_summary(y, bins)
-    if role in ("saturating", "relu"):
-        y2d = unit_view(y)  # NaN compares False: counted as active
-        dead = inactive_mask(y2d, role, scale)  # (rows, units)
+    if role in NONLINEAR_ROLES:
+        y2d = unit_view(y, axis)  # NaN compares False: counted as active
+        slope2d = unit_view(slope.detach(), axis) if slope is not None else None
+        dead = inactive_mask(y2d, role, scale, slope2d)  # (rows, units)
         out["inactive"] = dead.float().mean()
         out["unit_active"] = (~dead).sum(0).float()  # (units,)
         if map_rows and map_units:
@@ -131,7 +151,28 @@ def batchnorm_mismatch(x: Tensor, bn: nn.modules.batchnorm._BatchNorm) -> Tensor
     return gap2.mean().sqrt()
 
 
+def batchnorm_noise(x: Tensor) -> Tensor:
+    """The mismatch that sampling alone gives: the standard error of the batch's per-channel mean
+    and std, in units of the std, root mean square over channels.
+
+    Computed from the batch itself, per example (over the positions of an image or sequence, which
+    are correlated): with m_i and q_i example i's mean of x and x^2 in a channel, SE(mean)^2 =
+    var_i(m_i) / B and SE(var)^2 = var_i(q_i - 2 mean m_i) / B (the delta method), SE(std) =
+    SE(var) / (2 std). For B rows of a Gaussian this is sqrt(1.5 / B).
+    """
+    x = x.detach().float()
+    B = x.shape[0]
+    xe = x.reshape(B, x.shape[1], -1) if x.dim() > 2 else x.unsqueeze(-1)  # (B, C, positions)
+    m, q = xe.mean(-1), xe.square().mean(-1)  # (B, C)
+    mu = m.mean(0)
+    var = (q.mean(0) - mu.square()).clamp_min(1e-12)
+    se_mu2 = m.var(0, unbiased=True) / B
+    se_var2 = (q - 2 * mu * m).var(0, unbiased=True) / B
+    rel2 = se_mu2 / var + se_var2 / (4 * var.square())
+    return rel2.mean().sqrt()
+
+
 __all__ = [
     "SATURATION", "finite_summary", "histogram", "unit_view", "inactive_mask", "activation_summary", "param_summary",
-    "update_ratio", "batchnorm_mismatch",
+    "update_ratio", "batchnorm_mismatch", "batchnorm_noise", "SLOPE_MIN", "NONLINEAR_ROLES",
 ]
