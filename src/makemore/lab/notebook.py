@@ -7,12 +7,14 @@ names.txt); without it, `names.txt` in the working directory, else the built-in 
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import Table
+from .common import LabResult, LabSettings, Table
 
 QUICK = os.environ.get("MAKEMORE_QUICK", "") not in ("", "0")
 LAB_DOCS = Path(__file__).resolve().parents[3] / "docs" / "lab"  # the committed full-size results, in a checkout
@@ -29,6 +31,15 @@ def names_file() -> str | None:
     if given:
         return given
     return "names.txt" if Path("names.txt").is_file() else None
+
+
+def run(experiment: str, **settings: Any) -> LabResult:
+    """`makemore lab EXPERIMENT` on `names_file()`: progress on stderr, the tables not printed (the
+    notebook shows them), pictures and page in a temporary directory. `settings`: LabSettings fields."""
+    from . import run_experiment
+
+    out = Path(tempfile.mkdtemp(prefix=f"makemore-{experiment}-"))
+    return run_experiment(experiment, LabSettings(input=names_file(), out=out, **settings), echo=io.StringIO())
 
 
 def show(chart: Any) -> None:
@@ -63,4 +74,4 @@ def full_size(experiment: str) -> Table | None:
     return Table(f"{first['title']} (committed full-size runs: {commands})", first["columns"], rows)
 
 
-__all__ = ["QUICK", "size", "names_file", "show", "show_pictures", "full_size"]
+__all__ = ["QUICK", "size", "names_file", "run", "show", "show_pictures", "full_size"]
