@@ -29,6 +29,7 @@ from types import FrameType
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .errors import MakemoreError
 
@@ -102,9 +103,7 @@ def shutdown() -> None:
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel around `model` (already on `device`); it shares the parameters."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _first_line(e: BaseException) -> str:
