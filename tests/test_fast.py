@@ -18,12 +18,13 @@ from makemore.data import BOUNDARY, IGNORE, load_dataset
 from makemore.errors import MakemoreError
 from makemore.fast import PRESETS
 from makemore.models import create_model, model_config
+from makemore.models.common import ModelLoss
 from makemore.sampling import generate
 from makemore.speed import SpeedOptions, fast_loss
 from makemore.speed.optim import LeanAdamW
 from makemore.speed.recurrent import RecurrentLoss, applies, written_out
-from makemore.speed.rows import PositionwiseLoss, TransformerLoss, TrimmedLoss
-from makemore.train import ModelLoss, Trainer, make_optimizer
+from makemore.speed.rows import PositionwiseLoss, TransformerLoss
+from makemore.train import RowSampler, Trainer, make_optimizer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CACHED = ["transformer", "rnn", "gru", "lstm"]
@@ -103,14 +104,14 @@ def test_every_family_with_a_fast_path_is_registered() -> None:
     kinds = {name: type(fast_loss(create_model(model_config(name, vocab_size=V, block_size=T)))) for name in FAST}
     assert kinds == {"mlp": PositionwiseLoss, "wavenet": PositionwiseLoss, "bow": PositionwiseLoss,
                      "transformer": TransformerLoss, "rnn": RecurrentLoss, "gru": RecurrentLoss,
-                     "lstm": RecurrentLoss, "bigram": TrimmedLoss}
+                     "lstm": RecurrentLoss, "bigram": ModelLoss}
     assert fast_loss(create_model(model_config("mlp-manual", vocab_size=V, block_size=T))) is None
 
 
 @pytest.mark.parametrize("name", FAST)
 def test_fast_path_equals_the_model_in_float64(name: str) -> None:
-    """The speed layer's training loss (trimmed columns; positions with a target; written-out
-    recurrence) gives the model's own loss and every gradient of it, on ragged padding."""
+    """The speed layer's training loss (positions with a target; written-out recurrence) gives the
+    model's own loss and every gradient of it, on ragged padding."""
     torch.manual_seed(0)
     model = create_model(model_config(name, vocab_size=V, block_size=T)).double()
     with torch.no_grad():  # away from the near-uniform init
@@ -129,6 +130,31 @@ def test_fast_path_equals_the_model_in_float64(name: str) -> None:
     assert abs(loss.item() - ref.item()) < 1e-12
     for (pname, _), g, h in zip(model.named_parameters(), grads, ref_grads):
         assert torch.allclose(g, h, rtol=1e-9, atol=1e-12), pname
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_narrow_batches_equal_full_width_batches_in_float64(names_file, name: str) -> None:
+    """The CPU batches of the registered (causal) families stop at their longest item: the model's
+    own loss and every gradient equal those of the same items padded to the block size."""
+    ds = load_dataset(DataConfig(input=str(names_file)))
+    torch.manual_seed(0)
+    model = create_model(model_config(name, vocab_size=ds.vocab.size, block_size=ds.block_size)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    split = ds.splits["train"]
+    idx = torch.randint(len(split), (16,), generator=torch.Generator().manual_seed(1))
+    (xn, yn), (xf, yf) = RowSampler(split, 16, narrow=True).gather(idx), RowSampler(split, 16).gather(idx)
+    assert xn.size(1) < xf.size(1) == ds.block_size  # the narrow batch is narrower
+    assert torch.equal(xn, xf[:, : xn.size(1)]) and (yf[:, xn.size(1) :] == IGNORE).all()
+    ln, lf = model(xn, yn)[1], model(xf, yf)[1]
+    gn = torch.autograd.grad(ln, list(model.parameters()), allow_unused=True)
+    gf = torch.autograd.grad(lf, list(model.parameters()), allow_unused=True)
+    assert abs(ln.item() - lf.item()) < 1e-12
+    for (pname, _), a, b in zip(model.named_parameters(), gn, gf):
+        assert (a is None) == (b is None), pname
+        if a is not None:
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), pname
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru"])

@@ -26,6 +26,7 @@ from .data import IGNORE, Dataset, Split
 from .errors import MakemoreError
 from .evaluate import evaluate_split
 from .examples import Examples, batch_rows
+from .models.common import ModelLoss
 from .speed import SpeedOptions, fast_loss
 from .speed.compile import autocast, compile_module, first_line, note
 from .speed.graph import GraphedStep
@@ -160,10 +161,15 @@ class Sampler(Protocol):
 
 class RowSampler:
     """The default batches: `batch_size` rows of `split` (whole items, or the lectures' examples,
-    see `makemore.examples`), uniformly with replacement."""
+    see `makemore.examples`), uniformly with replacement.
 
-    def __init__(self, split: Split | Examples, batch_size: int) -> None:
-        self.split, self.batch_size = split, batch_size
+    Items are padded to the block size, or with `narrow` to the batch's longest item (a CPU fast
+    path for causal models, whose loss does not depend on the padding after an item; the width
+    changes from batch to batch, so not for compiled code or a CUDA graph).
+    """
+
+    def __init__(self, split: Split | Examples, batch_size: int, narrow: bool = False) -> None:
+        self.split, self.batch_size, self.narrow = split, batch_size, narrow
         self.n_rows, self.rows_device = (len(split), split.tokens.device) if isinstance(split, Split) else (split.x.size(0), split.x.device)
 
     def indices(self, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -171,8 +177,8 @@ class RowSampler:
         return torch.randint(self.n_rows, (self.batch_size,), generator=generator, device=self.rows_device, out=out)
 
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(self.split, Split):  # items padded to the full block (the speed layer trims where it may)
-            return self.split.batch(idx, self.split.block_size)  # (B, T) each
+        if isinstance(self.split, Split):
+            return self.split.batch(idx, None if self.narrow else self.split.block_size)  # (B, T) each
         return self.split.x[idx], self.split.y[idx]  # (B, T) each
 
     def __call__(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,18 +193,6 @@ class TrainState:
     last_loss: float | None = None
     step0_loss: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-class ModelLoss(nn.Module):
-    """The model's own training loss, `model(x, y)[1]`: the reference the speed layer's paths equal."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _, loss = self.model(x, y)
-        return loss
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +250,6 @@ class Trainer:
         # periodic validation scores a fixed, seeded sample of the val split (all of it when small);
         # the exact whole-split figures come at the end of the run
         self.val_split = dataset.splits["val"].sample(cfg.val_subset, seed=cfg.seed) if cfg.val_subset else dataset.splits["val"]
-        self.sampler = sampler or RowSampler(batch_rows(self.train_split, cfg.batches, model), cfg.batch_size)
         # batch indices come from their own generator so they do not depend on anything else
         # (dropout, initialization) and can be saved and restored for bit-exact resume
         self.batch_gen = torch.Generator(device=device)
@@ -272,16 +265,19 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         trains = bool(self.params) and not self.closed_form
-        self._use_graph = trains and self._wants_graph(optimizer)
+        self._use_graph = trains and self._wants_graph(optimizer, sampler)
         # the CPU fast paths, for one process of plain eager training (with several processes
         # and a monitor, the recorded steps must pass through the same DDP module as the others)
         fast = (self.speed.fast_paths and device.type == "cpu" and not self.speed.compile
                 and not (monitor is not None and world_size > 1))
         self.optimizer = optimizer or (make_optimizer(model, cfg, capturable=self._use_graph, lean=fast) if trains else None)
+        family_loss = fast_loss(model) if fast else None
+        self.sampler = sampler or RowSampler(batch_rows(self.train_split, cfg.batches, model), cfg.batch_size,
+                                             narrow=family_loss is not None)
         self._lr_value = float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else cfg.lr
         # the module whose forward(x, y) is the training loss, and the one the monitor's steps use
         reference: nn.Module = ModelLoss(model)
-        module = (fast_loss(model) if fast else None) or reference
+        module = family_loss or reference
         if world_size > 1:
             module = dist.wrap(module, device)  # averages the gradients over the processes
         self._hooked: Callable[..., torch.Tensor] = module if world_size > 1 else reference
@@ -290,12 +286,12 @@ class Trainer:
         self._graph: GraphedStep | None = None
         self._graph_idx: torch.Tensor | None = None
 
-    def _wants_graph(self, optimizer: torch.optim.Optimizer | None) -> bool:
+    def _wants_graph(self, optimizer: torch.optim.Optimizer | None, sampler: Sampler | None) -> bool:
         """Whether the step is to be captured in a CUDA graph; says why not where it matters."""
         opt = self.speed.cuda_graph
         if opt == "off":
             return False
-        blocker = self._graph_blocker(optimizer)
+        blocker = self._graph_blocker(optimizer, sampler)
         if blocker is not None:
             if opt == "on":
                 raise MakemoreError(f"--cuda-graph on: {blocker}")
@@ -304,7 +300,7 @@ class Trainer:
             return False
         return True
 
-    def _graph_blocker(self, optimizer: torch.optim.Optimizer | None) -> str | None:
+    def _graph_blocker(self, optimizer: torch.optim.Optimizer | None, sampler: Sampler | None) -> str | None:
         """Why the step cannot be captured in a CUDA graph, or None."""
         if self.device.type != "cuda":
             return "CUDA graphs need a CUDA device"
@@ -318,7 +314,7 @@ class Trainer:
             return "the optimizer passed in is not capturable"
         if self.monitor is not None:
             return "the training-health monitor reads steps through hooks, which a replayed graph does not call"
-        if not isinstance(self.sampler, RowSampler):
+        if sampler is not None and not isinstance(sampler, RowSampler):
             return "the batch sampler is not the Trainer's RowSampler"
         return None
 

@@ -23,6 +23,19 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, impl: str = "torch") ->
     return F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE)
 
 
+class ModelLoss(nn.Module):
+    """A model's own training loss as a module, `model(x, y)[1]`: the reference every speed-layer
+    loss (`makemore.speed`) equals, and what the Trainer's step calls without them."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        _, loss = self.model(x, y)
+        return loss
+
+
 def activation(name: str) -> nn.Module:
     try:
         return {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}[name]()

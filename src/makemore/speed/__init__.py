@@ -3,10 +3,11 @@
 The models (`makemore.models`) are the reference code, written as the lectures write them. What
 makes them fast is applied from outside, by the Trainer, when it builds its training step:
 
-- CPU fast paths, registered per model family (`FAST_PATHS`), each equal to the reference
-  (tested) and switched off together with `SpeedOptions(fast_paths=False)`:
-  the written-out RNN / GRU recurrence (`speed.recurrent`), the positions-with-a-target
-  losses (`speed.rows`) and the lean fused AdamW (`speed.optim`);
+- CPU fast paths for the model families registered in `FAST_PATHS`, each equal to the
+  reference (tested) and switched off together with `SpeedOptions(fast_paths=False)`: batches
+  that stop at their longest item (the Trainer's `RowSampler(narrow=True)`), the
+  positions-with-a-target losses (`speed.rows`), the written-out RNN / GRU recurrence
+  (`speed.recurrent`) and the lean fused AdamW (`speed.optim`);
 - `torch.compile` of the step's module and bf16 autocast (`speed.compile`);
 - a CUDA graph of the whole step (`speed.graph`).
 """
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import MakemoreError
+from ..models.common import ModelLoss
 from ..models.bigram import Bigram
 from ..models.bow import BoW
 from ..models.mlp import MLP
@@ -27,7 +29,7 @@ from ..models.rnn import Recurrent
 from ..models.transformer import Transformer
 from ..models.wavenet import WaveNet
 from .recurrent import RecurrentLoss
-from .rows import PositionwiseLoss, TransformerLoss, TrimmedLoss
+from .rows import PositionwiseLoss, TransformerLoss
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,11 @@ class SpeedOptions:
             raise MakemoreError("--dtype bf16 is for CUDA devices; on the CPU train in float32")
 
 
-# model family -> the module whose forward(x, y) is the training loss on the CPU
+# model family -> the module whose forward(x, y) is its training loss on the CPU. Every family
+# here is causal: its loss does not depend on the padding after an item, so its batches may stop
+# at their longest item.
 FAST_PATHS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
-    Bigram: TrimmedLoss,
+    Bigram: ModelLoss,
     MLP: PositionwiseLoss,
     WaveNet: PositionwiseLoss,
     Recurrent: RecurrentLoss,
@@ -60,7 +64,8 @@ FAST_PATHS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
 
 
 def fast_loss(model: nn.Module) -> nn.Module | None:
-    """The registered CPU training loss of `model`'s family (a module sharing its parameters), or None."""
+    """The registered CPU training loss of `model`'s family (a module sharing its parameters), or
+    None for a family without fast paths."""
     for cls in type(model).__mro__:
         if cls in FAST_PATHS:
             return FAST_PATHS[cls](model)

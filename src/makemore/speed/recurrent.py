@@ -14,8 +14,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from ..models.common import lm_loss
-from .rows import trim
+from ..models.common import ModelLoss, lm_loss
 
 
 class TanhRNNFunction(torch.autograd.Function):
@@ -142,18 +141,13 @@ def written_out(rnn: nn.RNN | nn.GRU, x: torch.Tensor, h0: torch.Tensor) -> tupl
     return out, last.unsqueeze(0)
 
 
-class RecurrentLoss(nn.Module):
-    """The loss of a `models.rnn.Recurrent` model on the trimmed batch, its one-layer RNN or GRU
-    run through the written-out recurrence (anything else through the module itself)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
+class RecurrentLoss(ModelLoss):
+    """The loss of a `models.rnn.Recurrent` model with its one-layer RNN or GRU run through the
+    written-out recurrence (anything else through the model's own code)."""
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         m = self.model
-        x, y = trim(x, y)
         if not applies(m.rnn):
             return m(x, y)[1]
-        out, _ = written_out(m.rnn, m.wte(x), m.initial_state(x.size(0)))  # (B, L, H)
+        out, _ = written_out(m.rnn, m.wte(x), m.initial_state(x.size(0)))  # (B, T, H)
         return lm_loss(m.lm_head(out), y, m.config.loss)
