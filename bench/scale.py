@@ -98,6 +98,12 @@ def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return {**marks, "wall": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def run_import() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import makemore.cli"], check=True)
+    return time.perf_counter() - t0
+
+
 def measure(source: str, n: int, work: Path, steps: int, model: str, threads: int | None) -> dict[str, object]:
     data = work / f"{source}-{n}.txt"
     if not data.exists():
@@ -145,8 +151,10 @@ def main() -> None:
 
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    imports = sorted(run_import() for _ in range(3))[1]
+    print(f"# importing makemore's command line (Python + PyTorch) alone: {imports:.1f} s (median of 3), part of every start-up")
     print(f"# makemore train FILE --model {a.model} {'--steps ' + str(a.steps) if a.steps else '(default steps)'} "
-          "--samples 0 --device cpu; first run with an empty cache, then cached")
+          f"{'--threads ' + str(a.threads) + ' ' if a.threads else ''}--samples 0 --device cpu; first run with an empty cache, then cached")
     head = (f"{'source':<10} {'lines':>10} {'MB':>6} {'start-up s':>11} {'cached s':>9} {'steps/s':>8} "
             f"{'final eval s':>13} {'outside %':>10} {'peak RSS MB':>12} {'cached RSS':>11}")
     print(head)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from makemore import data
 from makemore.config import DataConfig
 from makemore.corpora import builtin_names
-from makemore.data import BOUNDARY, IGNORE, Vocab, encode_items, load_dataset, read_items, read_lines, split_items
+from makemore.data import BOUNDARY, IGNORE, LengthBuckets, Vocab, encode_items, load_dataset, read_items, read_lines, split_items
 from makemore.errors import MakemoreError
 
 
@@ -232,3 +233,45 @@ def test_a_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     (entry / "train.tokens.npy").write_bytes(b"garbage")
     again = load_dataset(DataConfig(input=str(p)))
     assert again.splits["train"].items == first.splits["train"].items
+
+
+def test_length_buckets_draw_every_item_equally_often_in_batches_of_similar_length():
+    rng = np.random.default_rng(0)
+    items = ["a" * int(k) for k in rng.integers(1, 30, 199)] + ["b" * 300]  # one long line
+    split = encode_items(items, Vocab.from_items(items), block_size=301)
+    sampler = LengthBuckets(split, batch_size=16, n_buckets=10)
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(len(items))
+    widths = []
+    for _ in range(4000):
+        idx = sampler.indices(gen)
+        counts += torch.bincount(idx, minlength=len(items))
+        lengths = split.lengths[idx]
+        assert int(lengths.max()) - int(lengths.min()) <= 30 or int(lengths.max()) == 300  # one group each
+        widths.append(int(lengths.max()) + 1)
+    # each item's count is Binomial(64,000, 1/200): mean 320, sd ~18
+    assert counts.sum() == 64_000 and float((counts - 320).abs().max()) < 5 * 18
+    # uniform draws put the long line in 8% of batches (1 - (199/200)^16) and the others are as wide as
+    # the longest of 16 random lengths; here only the longest group's batches are that wide
+    uniform = [int(split.lengths[torch.randint(len(items), (16,), generator=gen)].max()) + 1 for _ in range(4000)]
+    assert np.mean(widths) < 0.7 * np.mean(uniform)
+    # a batch is a function of the generator alone: the same state gives the same batch
+    state = gen.get_state()
+    x1, y1 = sampler(gen)
+    gen.set_state(state)
+    x2, y2 = sampler(gen)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.size(1) == int((y1 != IGNORE).sum(1).max())
+
+
+def test_bucketed_training_resumes_bit_exactly(names_file, tmp_path):
+    from makemore.checkpoint import load_checkpoint
+    from makemore.cli import main
+
+    opts = ["--model", "mlp", "--n-hidden", "32", "--schedule", "constant", "--buckets", "4", "--eval-interval", "10",
+            "--samples", "0", "--device", "cpu"]
+    assert main(["train", str(names_file), "--out", str(tmp_path / "a"), "--steps", "20", *opts]) == 0
+    assert main(["train", str(names_file), "--out", str(tmp_path / "b"), "--steps", "10", *opts]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--steps", "20", "--device", "cpu"]) == 0
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a.step == b.step == 20 and a.train_config.buckets == 4
+    assert all(torch.equal(a.model_state[k], b.model_state[k]) for k in a.model_state)

@@ -166,6 +166,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-interval", type=int, default=TrainConfig.log_interval, help="steps between progress lines")
     g.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of initialization, batches and dropout")
     g.add_argument("--device", default=TrainConfig.device, help="auto, cpu or cuda")
+    g.add_argument("--buckets", type=_at_least_one, default=TrainConfig.buckets,
+                   help="draw each batch from one of this many groups of similar-length items, so long lines do not "
+                        "pad short ones (1: uniform draws)")
     g.add_argument("--val-subset", type=int, default=TrainConfig.val_subset,
                    help="val items scored at each periodic evaluation, a fixed sample (0: all); the final figures are exact")
     g.add_argument("--exact-train", action="store_true", help="final train figure on every train item, not on a fixed sample")
@@ -204,7 +207,8 @@ def train_config_from_args(a: argparse.Namespace, default_steps: int | None = Tr
         steps=steps, time=a.time, batch_size=pick("batch_size"), batches=a.batches, optimizer=a.optimizer, lr=pick("lr"), momentum=a.momentum,
         weight_decay=pick("weight_decay"), grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=pick("warmup"),
         min_lr=a.min_lr, lr_drops=a.lr_drops, lr_drop_factor=a.lr_drop_factor, eval_interval=a.eval_interval,
-        log_interval=a.log_interval, seed=a.seed, device=a.device, val_subset=a.val_subset, exact_train=a.exact_train,
+        log_interval=a.log_interval, seed=a.seed, device=a.device, buckets=a.buckets, val_subset=a.val_subset,
+        exact_train=a.exact_train,
     )
 
 

@@ -74,6 +74,7 @@ class TrainConfig:
     log_interval: int = 100           # steps between loss read-outs (host syncs)
     seed: int = 1337
     device: str = "auto"              # auto | cpu | cuda
+    buckets: int = 1                  # batches of similar-length items from this many length groups (1: uniform draws)
     val_subset: int = 10_000          # val items scored at each periodic evaluation (a fixed sample); 0: all
     exact_train: bool = False         # final train figure on every train item, not on a fixed sample
 

@@ -363,6 +363,42 @@ def _check_fits(items: Sequence[str], lengths: np.ndarray, block_size: int) -> N
         raise MakemoreError(f"item {item!r} is longer than the model's {block_size - 1} characters")
 
 
+class LengthBuckets:
+    """Training batches of items of similar length (a `makemore.train.Sampler`).
+
+    The split's items, sorted by length, are cut into `n_buckets` groups of equal count. A batch
+    picks one group with probability proportional to its size, then `batch_size` items uniformly
+    within it: every item is as likely as with uniform draws, but a batch is padded to the longest
+    of similar items, so a few long lines no longer pad the batches of short ones (with `narrow`,
+    on the CPU; otherwise rows keep the block size). Each batch is a function of `generator`
+    alone, so a resumed run draws the same batches.
+    """
+
+    def __init__(self, split: Split, batch_size: int, n_buckets: int, narrow: bool = True) -> None:
+        lengths = split.lengths.cpu().numpy()
+        order = np.argsort(lengths, kind="stable")                         # (n,) items by length
+        bounds = np.linspace(0, len(order), max(1, min(n_buckets, len(order))) + 1).round().astype(np.int64)
+        device = split.tokens.device
+        self.split, self.batch_size = split, batch_size
+        self.order = torch.from_numpy(order).to(device)
+        self.ends = torch.from_numpy(bounds[1:]).to(device)                 # (k,) end of each group in `order`
+        self.first = torch.from_numpy(bounds[:-1]).to(device)               # (k,)
+        self.size = self.ends - self.first                                  # (k,)
+        # as wide as the batch's longest item where the model allows it (`RowSampler`'s `narrow`)
+        self.width = None if narrow and device.type == "cpu" else split.block_size
+
+    def indices(self, generator: torch.Generator) -> torch.Tensor:
+        """(batch_size,) item indices, all from one group."""
+        dev = self.order.device
+        anchor = torch.randint(len(self.order), (1,), generator=generator, device=dev)  # a uniform item's rank
+        group = torch.searchsorted(self.ends, anchor, right=True)                       # (1,) its group
+        u = torch.rand(self.batch_size, generator=generator, device=dev, dtype=torch.float64)
+        return self.order[self.first[group] + (u * self.size[group]).long()]           # (B,)
+
+    def __call__(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split.batch(self.indices(generator), self.width)
+
+
 @dataclass
 class Dataset:
     """The vocabulary, the block size and the encoded train/val/test splits."""

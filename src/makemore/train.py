@@ -22,7 +22,7 @@ from torch import nn
 
 from . import dist
 from .config import TrainConfig
-from .data import IGNORE, Dataset, Split
+from .data import IGNORE, Dataset, LengthBuckets, Split
 from .errors import MakemoreError
 from .evaluate import evaluate_split
 from .examples import Examples, batch_rows
@@ -122,6 +122,10 @@ def validate_train_config(cfg: TrainConfig) -> None:
         raise MakemoreError("--eval-interval and --log-interval must be at least 1")
     if cfg.schedule == "cosine" and cfg.steps is None and cfg.time is None:
         raise MakemoreError("the cosine schedule needs --steps or --time to know where the run ends")
+    if cfg.buckets < 1:
+        raise MakemoreError(f"--buckets must be at least 1, got {cfg.buckets}")
+    if cfg.buckets > 1 and cfg.batches != "items":
+        raise MakemoreError("--buckets groups whole items by length; it does not apply to --batches examples")
     if cfg.optimizer not in ("adamw", "sgd", "rmsprop"):
         raise MakemoreError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or rmsprop")
 
@@ -272,8 +276,9 @@ class Trainer:
                 and not (monitor is not None and world_size > 1))
         self.optimizer = optimizer or (make_optimizer(model, cfg, capturable=self._use_graph, lean=fast) if trains else None)
         family_loss = fast_loss(model) if fast else None
-        self.sampler = sampler or RowSampler(batch_rows(self.train_split, cfg.batches, model), cfg.batch_size,
-                                             narrow=family_loss is not None)
+        narrow = family_loss is not None
+        self.sampler = sampler or (LengthBuckets(self.train_split, cfg.batch_size, cfg.buckets, narrow) if cfg.buckets > 1 else
+                                   RowSampler(batch_rows(self.train_split, cfg.batches, model), cfg.batch_size, narrow=narrow))
         self._lr_value = float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else cfg.lr
         # the module whose forward(x, y) is the training loss, and the one the monitor's steps use
         reference: nn.Module = ModelLoss(model)
@@ -316,6 +321,8 @@ class Trainer:
             return "the training-health monitor reads steps through hooks, which a replayed graph does not call"
         if sampler is not None and not isinstance(sampler, RowSampler):
             return "the batch sampler is not the Trainer's RowSampler"
+        if self.cfg.buckets > 1:
+            return "--buckets draws batches of varying shapes"
         return None
 
     # -- pieces ------------------------------------------------------------------------------
