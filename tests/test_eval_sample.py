@@ -165,7 +165,9 @@ def test_periodic_validation_on_a_fixed_sample_exact_figures_at_the_end(names_fi
     m = result.metrics
     assert m["val"]["n_items"] == n_val and m["test"]["n_items"] == n_test  # exact whole splits at the end
     assert m["val"]["nll"] == pytest.approx(evaluate_split(model, dataset.splits["val"])["nll"], abs=1e-6)
-    assert m["train"]["n_items"] == n_val and f"a fixed sample of {n_val} of {n_train} items" in stream.getvalue()
+    assert m["train"]["n_items"] == 10 and f"a fixed sample of 10 of {n_train} items" in stream.getvalue()
+    train_sample = dataset.splits["train"].sample(10, seed=0)
+    assert m["train"]["nll"] == pytest.approx(evaluate_split(model, train_sample)["nll"], abs=1e-6)
     exact = train_run(DataConfig(input=str(names_file)), model_config("bigram"), replace(cfg, exact_train=True),
                       tmp_path / "exact", stream=io.StringIO(), n_samples=0)
     assert exact.metrics["train"]["n_items"] == n_train

@@ -318,13 +318,14 @@ def _encode_stream(items: Sequence[str], vocab: Vocab, drop_unknown: bool) -> tu
     """
     np_dtype = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}[vocab.dtype]
     codes = vocab._codes  # type: ignore[attr-defined]  # (V-1,) sorted code points
+    table = np.zeros(0x110000, dtype=np.int32)  # code point -> id, 0 where not in the vocabulary
+    table[codes] = np.arange(1, len(codes) + 1, dtype=np.int32)
     parts, all_lengths, dropped = [], [], 0
     for lo in range(0, len(items), _CHUNK_ITEMS):
         chunk = items[lo : lo + _CHUNK_ITEMS]
         lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))  # (c,)
-        cps = _codepoints(chunk)                                                    # (chars,)
-        ids = np.searchsorted(codes, cps)                                           # (chars,) id - 1 where known
-        known = codes[np.minimum(ids, max(len(codes) - 1, 0))] == cps if len(codes) else np.zeros(len(cps), bool)
+        ids = table[_codepoints(chunk)]                                             # (chars,)
+        known = ids > 0
         if not known.all():
             owner = np.repeat(np.arange(len(chunk)), lengths)                      # (chars,) item of each char
             bad = np.zeros(len(chunk), dtype=bool)
@@ -335,7 +336,7 @@ def _encode_stream(items: Sequence[str], vocab: Vocab, drop_unknown: bool) -> tu
             ids, lengths = ids[~bad[owner]], lengths[~bad]
             dropped += int(bad.sum())
         out = np.zeros(len(ids) + len(lengths), dtype=np_dtype)  # each item: [BOUNDARY, c1 .. cn]
-        out[np.arange(len(ids)) + np.repeat(np.arange(1, len(lengths) + 1), lengths)] = ids + 1
+        out[np.arange(len(ids)) + np.repeat(np.arange(1, len(lengths) + 1), lengths)] = ids
         parts.append(out)
         all_lengths.append(lengths.astype(np.int32))
     parts.append(np.zeros(1, dtype=np_dtype))  # the last item's closing boundary

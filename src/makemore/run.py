@@ -236,8 +236,8 @@ def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: in
     ckpt, model, dataset = load_run(run.path, device)
     calibration = calibrate_loaded(run.checkpoint_for_inference(), ckpt, model, dataset, stream)  # None without BatchNorm
     splits = dict(dataset.splits)
-    if not ckpt.train_config.exact_train:  # the train figure on a fixed sample as large as the val split
-        splits["train"] = splits["train"].sample(max(len(splits["val"]), ckpt.train_config.val_subset), seed=0)
+    if not ckpt.train_config.exact_train and ckpt.train_config.val_subset:  # the train figure on a fixed sample
+        splits["train"] = splits["train"].sample(ckpt.train_config.val_subset, seed=0)
     metrics = {name: evaluate_split(model, split, desc=name, stream=stream) for name, split in splits.items() if len(split)}
     samples = generate(model, dataset.vocab, ckpt.model_config.block_size, n_samples, seed=0, device=device) if n_samples else []
     summary = {
