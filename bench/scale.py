@@ -105,7 +105,8 @@ def run_import() -> float:
     return time.perf_counter() - t0
 
 
-def measure(source: str, n: int, work: Path, steps: int, model: str, threads: int | None) -> dict[str, object]:
+def measure(source: str, n: int, work: Path, steps: int, model: str, threads: int | None,
+            phases: tuple[str, ...] = ("first", "cached")) -> dict[str, object]:
     data = work / f"{source}-{n}.txt"
     if not data.exists():
         write_input(data, source, n)
@@ -113,7 +114,7 @@ def measure(source: str, n: int, work: Path, steps: int, model: str, threads: in
     shutil.rmtree(cache, ignore_errors=True)
     env = {**os.environ, "MAKEMORE_CACHE": str(cache)}
     row: dict[str, object] = {"source": source, "lines": n, "mbytes": data.stat().st_size / 1e6}
-    for phase in ("first", "cached"):
+    for phase in phases:
         out = work / f"run-{source}-{n}-{phase}"
         shutil.rmtree(out, ignore_errors=True)
         cmd = [sys.executable, "-m", "makemore", "train", str(data), "--out", str(out), "--samples", "0",
@@ -126,7 +127,7 @@ def measure(source: str, n: int, work: Path, steps: int, model: str, threads: in
         summary = json.loads((out / "summary.json").read_text())
         row[f"{phase}_startup"] = r["first_step"]
         row[f"{phase}_rss_mb"] = r["peak_rss_mb"]
-        if phase == "cached":
+        if phase == phases[-1]:
             row["steps_per_s"] = summary["steps"] / summary["train_seconds"]
             row["final_eval"] = r["final_eval_end"] - r["last_eval_end"]
             row["outside"] = 1 - summary["train_seconds"] / r["wall"]
@@ -143,6 +144,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=500, help="training steps per run (0: makemore's default)")
     p.add_argument("--model", default="transformer")
     p.add_argument("--threads", type=int, default=None, help="--threads for the runs (default: PyTorch's choice)")
+    p.add_argument("--first-only", action="store_true", help="only the run with an empty cache (the biggest inputs)")
     p.add_argument("--work", default=None, help="folder for the input files (default: a temporary one)")
     p.add_argument("--json", default=None, help="also write the rows here")
     a = p.parse_args()
@@ -162,11 +164,13 @@ def main() -> None:
     rows = []
     for size in a.sizes.split(","):
         for source in a.sources.split(","):
-            r = measure(source, SIZES[size], work, a.steps, a.model, a.threads)
+            r = measure(source, SIZES[size], work, a.steps, a.model, a.threads, ("first",) if a.first_only else ("first", "cached"))
             rows.append(r)
-            print(f"{source:<10} {r['lines']:>10,} {r['mbytes']:>6.1f} {r['first_startup']:>11.1f} {r['cached_startup']:>9.1f} {r['cached_startup'] - imports:>9.1f} "
+            cached = (f"{r['cached_startup']:>9.1f} {r['cached_startup'] - imports:>9.1f}" if "cached_startup" in r
+                      else f"{'-':>9} {'-':>9}")
+            print(f"{source:<10} {r['lines']:>10,} {r['mbytes']:>6.1f} {r['first_startup']:>11.1f} {cached} "
                   f"{r['steps_per_s']:>8.1f} {r['final_eval']:>13.1f} {100 * r['outside']:>10.0f} "
-                  f"{r['first_rss_mb']:>12.0f} {r['cached_rss_mb']:>11.0f}", flush=True)
+                  f"{r['first_rss_mb']:>12.0f} {r.get('cached_rss_mb', float('nan')):>11.0f}", flush=True)
     print(f"# load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
