@@ -63,15 +63,15 @@ def load_set(name: str) -> list[Case]:
 
 
 def makemore_doctor(args: list[str], lr_times: float | None, steps: int, seed: int) -> Records:
-    from makemore.cli import build_parser, data_config_from_args, model_config_from_args, train_config_from_args
+    from makemore.cli import build_parser, run_config_from_args
     from makemore.doctor import doctor_run
 
     argv = ["doctor", "--steps", str(steps), "--device", "cpu", "--seed", str(seed), *args]
     if lr_times is not None:
-        base = train_config_from_args(build_parser().parse_args(argv)).lr
+        base = run_config_from_args(build_parser().parse_args(argv)).train.lr
         argv += ["--lr", f"{base * lr_times:g}"]
-    a = build_parser().parse_args(argv)
-    return doctor_run(data_config_from_args(a), model_config_from_args(a), train_config_from_args(a, default_steps=steps)).records
+    cfg = run_config_from_args(build_parser().parse_args(argv))
+    return doctor_run(cfg.data, cfg.model, cfg.train).records
 
 
 def _mm(name: str, args: list[str], expect: tuple[str, ...] = (), expect_any: tuple[str, ...] = (),

@@ -12,11 +12,9 @@ import torch
 from torch import nn
 
 from makemore.callbacks import StopAtValLoss
-from makemore.cli import build_parser
 from makemore.config import DataConfig, TrainConfig
 from makemore.data import BOUNDARY, IGNORE, load_dataset
 from makemore.errors import MakemoreError
-from makemore.fast import PRESETS
 from makemore.models import create_model, model_config
 from makemore.models.common import ModelLoss
 from makemore.sampling import generate
@@ -279,15 +277,6 @@ def test_nothing_outside_train_py_assigns_to_a_trainer(tiny_file) -> None:
              for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if pattern.search(line)]
     assert found == []
-
-
-def test_preset_fills_only_options_not_given(tmp_path) -> None:
-    parse = build_parser().parse_args
-    a = parse(["train", "--preset", "fast"])
-    for key, value in PRESETS["fast"].items():
-        assert getattr(a, key) == value
-    b = parse(["train", "--batch-size", "7", "--preset", "fast", "--lr", "0.5"])
-    assert b.batch_size == 7 and b.lr == 0.5 and b.model == PRESETS["fast"]["model"]
 
 
 # --- CUDA -------------------------------------------------------------------------------------

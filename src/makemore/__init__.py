@@ -3,9 +3,10 @@
 Public API (see README):
     DataConfig, ModelConfig, TrainConfig, SampleConfig   configs
     load_dataset, read_items, Vocab                       data
-    model_config, create_model, model_names               the model zoo
+    model_config, train_config, run_config, RunConfig     a family's settings under the options given
+    create_model, model_names                             the model zoo
     Trainer                                               the training loop (callbacks plug in)
-    train_run, eval_run, sample_run, load_run             whole runs in a run directory
+    train_run, eval_run, sample_run, load_run             whole runs in a run directory (loaded on first use)
     evaluate_split, generate                              exact evaluation, batched sampling
 """
 
@@ -16,12 +17,26 @@ from .data import Dataset, Split, Vocab, load_dataset, read_items
 from .errors import MakemoreError
 from .evaluate import evaluate_split
 from .models import create_model, model_config, model_names, n_params
-from .run import eval_run, load_run, sample_run, train_run
+from .options import RunConfig, run_config, train_config
 from .sampling import generate
 from .train import Trainer
+
+# The whole-run functions load on first use: `import makemore.diagnostics` (which runs this file
+# first) then brings in no application layer, only what the diagnostics themselves need.
+_RUN_API = ("calibrate_run", "eval_run", "load_run", "sample_run", "train_run")
+
+
+def __getattr__(name: str) -> object:
+    if name in _RUN_API:
+        from . import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'makemore' has no attribute {name!r}")
+
 
 __all__ = [
     "DataConfig", "ModelConfig", "SampleConfig", "TrainConfig", "Dataset", "Split", "Vocab", "load_dataset",
     "read_items", "MakemoreError", "evaluate_split", "create_model", "model_config", "model_names", "n_params",
-    "eval_run", "load_run", "sample_run", "train_run", "generate", "Trainer", "__version__",
+    "RunConfig", "run_config", "train_config", "calibrate_run", "eval_run", "load_run", "sample_run", "train_run", "generate",
+    "Trainer", "__version__",
 ]

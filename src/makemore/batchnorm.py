@@ -28,6 +28,9 @@ from typing import IO, Any
 import torch
 from torch import nn
 
+from .checkpoint import save_checkpoint
+from .evaluate import evaluate_split
+
 _BN = (nn.BatchNorm1d,)
 
 
@@ -112,25 +115,9 @@ def calibrate(model: nn.Module, x: torch.Tensor, batch_size: int = 1024, y: torc
         model.train(was_training)
 
 
-def calibrate_run(run_dir: str | Path, device: str | torch.device = "cpu", stream: IO[str] | None = None) -> dict[str, Any] | None:
-    """Calibrate the inference checkpoint of a run over its training split and save it back.
-
-    Reports the validation loss before and after (None when the model has no BatchNorm).
-    The checkpoint is rewritten atomically, with the figures in its `extra["calibration"]`.
-    """
-    from .checkpoint import RunDir
-    from .run import load_run
-
-    ckpt, model, dataset = load_run(run_dir, device)
-    return calibrate_loaded(RunDir(run_dir).checkpoint_for_inference(), ckpt, model, dataset, stream)
-
-
 def calibrate_loaded(path: Path, ckpt: Any, model: nn.Module, dataset: Any, stream: IO[str] | None = None) -> dict[str, Any] | None:
-    """`calibrate_run` on a run already loaded (`run.load_run`): `model` is calibrated in place and
+    """Calibrate a run already loaded (`run.load_run`): `model` is calibrated in place and
     saved back to `path`. None when the model has no BatchNorm."""
-    from .checkpoint import save_checkpoint
-    from .evaluate import evaluate_split
-
     if not has_batchnorm(model):
         return None
     val = dataset.splits["val"]
@@ -280,6 +267,6 @@ def coupling(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, x_changed: torc
 
 
 __all__ = [
-    "batchnorm_layers", "has_batchnorm", "calibrate", "calibrate_run", "calibrate_loaded", "format_calibration",
+    "batchnorm_layers", "has_batchnorm", "calibrate", "calibrate_loaded", "format_calibration",
     "fold_batchnorm", "folded_copy", "fold_for_inference", "coupling",
 ]

@@ -7,21 +7,37 @@ work), listed in `COMMANDS`. A `MakemoreError` becomes one sentence on stderr an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import errno
 import json
 import re
 import shlex
 import sys
+import time
+import types
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+
+import torch
 
 from . import __version__
-from .config import DataConfig, ModelConfig, TrainConfig
+from .batchnorm import format_calibration
+from .config import PRESETS, DataConfig, ModelConfig, TrainConfig, parse_split
+from .callbacks import MonitorTensorBoard, StopAtValLoss
+from .diagnostics.checks import run_checks
+from .diagnostics.monitor import DEFAULT_EVERY
+from .diagnostics.records import Records
+from .doctor import RECORDS_FILE, REPORT_FILE, MonitorCallback, doctor_run, is_makemore_run, with_flags
 from .errors import MakemoreError
+from .manual import format_gradcheck, gradcheck
+from .models import MODELS, create_model, get_spec, model_config, model_names, n_params
 from .progress import setup_logging
-from .models import create_model, get_spec, model_config, model_names, n_params
+from .options import DATA_OPTIONS, DEFAULT_MODEL, MODEL_OPTIONS, TRAIN_OPTIONS, RunConfig, option_name, run_config
+from .run import calibrate_run, eval_run, format_metrics, resolve_device, sample_run, train_run
+from .speed import SpeedOptions
 
 
 class Parser(argparse.ArgumentParser):
@@ -87,17 +103,19 @@ def _floats(s: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
 
 
-# ---------------------------------------------------------------------------------------------
-# option groups shared by train and doctor
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A field's own parser (`option(parse=...)`) with its ValueError as argparse's one-line error."""
+    def convert(s: str) -> Any:
+        try:
+            return parse(s)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
-def _split(s: str) -> tuple[float, ...] | str:
-    if s == "lecture":
-        return s
-    fracs = _floats(s)
-    if len(fracs) != 3 or any(f < 0 for f in fracs) or abs(sum(fracs) - 1) > 1e-6:
-        raise argparse.ArgumentTypeError(f"expected 'lecture' or three fractions that sum to 1, such as 0.8,0.1,0.1, got {s!r}")
-    return fracs
+_split = _argparse_type(parse_split)
 
 
 def _rows(s: str) -> tuple[int, ...]:
@@ -107,109 +125,110 @@ def _rows(s: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected row numbers such as 5 or 1,2, got {s!r}") from None
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("input", nargs="?", default=None, help="text file, one item per line (default: built-in US first names)")
-    g.add_argument("--val-file", default=None, help="validation items instead of a split of INPUT")
-    g.add_argument("--test-file", default=None, help="test items instead of a split of INPUT")
-    g.add_argument("--max-len", type=int, default=DataConfig.max_len, help="longest item accepted, in characters")
-    g.add_argument("--split", type=_split, default=DataConfig.split,
-                   help="train/val/test fractions (0.8,0.1,0.1), or 'lecture': the lectures' cut of their shuffle")
-    g.add_argument("--split-seed", type=int, default=DataConfig.seed, help="seed of the train/val/test shuffle")
-    g.add_argument("--skip-long", action="store_true", help="drop (and count) lines longer than --max-len instead of stopping")
+def _whole(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
 
 
-def add_model_options(p: argparse.ArgumentParser, default_model: str = "transformer") -> None:
-    g = p.add_argument_group("model (size options default to the model's own sizes, see `makemore models`)")
-    g.add_argument("--model", default=default_model, choices=model_names(), help="model family")
-    g.add_argument("--n-embd", type=int, default=None, help="embedding width")
-    g.add_argument("--n-hidden", type=int, default=None, help="hidden width")
-    g.add_argument("--n-layer", type=int, default=None, help="number of hidden layers / blocks")
-    g.add_argument("--n-head", type=int, default=None, help="attention heads (transformer)")
-    g.add_argument("--context", type=int, default=None, help="characters of context (mlp, wavenet)")
-    g.add_argument("--attention", choices=["sdpa", "manual"], default=None,
-                   help="transformer attention: the fused SDPA kernel (default) or written out")
-    g.add_argument("--norm", choices=["batch", "layer", "group", "none"], default=None, help="normalization (MLP family)")
-    g.add_argument("--activation", choices=["tanh", "relu", "gelu"], default=None, help="hidden nonlinearity")
-    g.add_argument("--dropout", type=float, default=None, help="dropout probability")
-    g.add_argument("--loss", choices=["torch", "makemore"], default=None, help="cross-entropy implementation")
-    g.add_argument("--smoothing", type=float, default=None, help="add-k smoothing (counts)")
-    g.add_argument("--init-gain", type=float, default=None, help="gain of hidden-layer init (default: the nonlinearity's, 5/3 for tanh)")
-    g.add_argument("--init-output-scale", type=float, default=None, help="scale of the output layer's initial weights (default 0.1)")
-    g.add_argument("--bias-init", type=float, default=None, help="constant initial bias of hidden layers (default 0)")
-    g.add_argument("--hidden-bias", action="store_true", default=None, help="keep biases in linear layers followed by a norm")
-    g.add_argument("--no-norm", dest="norm", action="store_const", const="none", help="no normalization layers (--norm none)")
-    g.add_argument("--bn-momentum", type=float, default=None, help=f"BatchNorm running-statistics momentum (default {ModelConfig.bn_momentum})")
+# ---------------------------------------------------------------------------------------------
+# the options of train and doctor, generated from the config dataclasses' fields
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--steps", type=_positive_int, default=None, help=f"optimizer steps ({TrainConfig.steps} when neither --steps nor --time is given)")
-    g.add_argument("--time", type=float, default=None, help="train for this many seconds")
-    g.add_argument("--batch-size", type=int, default=None, help=f"items per step (default: the model's, else {TrainConfig.batch_size})")
-    g.add_argument("--batches", choices=["items", "examples"], default=TrainConfig.batches,
-                   help="whole items per batch, or the lectures' independent (context, next character) examples "
-                        "(models with a fixed context: bigram, counts, mlp, wavenet)")
-    g.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default=TrainConfig.optimizer, help="optimizer")
-    g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default: the model's, see `makemore models`, else {TrainConfig.lr})")
-    g.add_argument("--momentum", type=float, default=TrainConfig.momentum, help="momentum (sgd, rmsprop)")
-    g.add_argument("--weight-decay", type=float, default=None,
-                   help=f"weight decay / L2 on matrices (default: the model's, else {TrainConfig.weight_decay})")
-    g.add_argument("--grad-clip", type=float, default=TrainConfig.grad_clip, help="max gradient norm (0 disables)")
-    g.add_argument("--schedule", choices=["constant", "step", "cosine"], default=TrainConfig.schedule, help="learning-rate schedule")
-    g.add_argument("--warmup", type=int, default=None, help=f"warm-up steps, cosine (default: the model's, else {TrainConfig.warmup})")
-    g.add_argument("--min-lr", type=float, default=TrainConfig.min_lr, help="final learning rate (cosine)")
-    g.add_argument("--lr-drops", type=_floats, default=TrainConfig.lr_drops,
-                   help="step schedule: where the rate drops, fractions of the run (<1) or step numbers")
-    g.add_argument("--lr-drop-factor", type=float, default=TrainConfig.lr_drop_factor, help="step schedule: factor per drop")
-    g.add_argument("--eval-interval", type=int, default=TrainConfig.eval_interval, help="steps between evaluations and checkpoints")
-    g.add_argument("--log-interval", type=int, default=TrainConfig.log_interval, help="steps between progress lines")
-    g.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of initialization, batches and dropout")
-    g.add_argument("--device", default=TrainConfig.device, help="auto, cpu or cuda")
-    g.add_argument("--buckets", type=_at_least_one, default=TrainConfig.buckets,
-                   help="draw each batch from one of this many groups of similar-length items, so long lines do not "
-                        "pad short ones (1: uniform draws)")
-    g.add_argument("--val-subset", type=int, default=TrainConfig.val_subset,
-                   help="val items scored at each periodic evaluation, a fixed sample (0: all); the final figures are exact")
-    g.add_argument("--exact-train", action="store_true", help="final train figure on every train item, not on a fixed sample")
+def shown(value: Any) -> str:
+    """A default as a user would type it on the command line."""
+    if isinstance(value, tuple):
+        return ",".join(shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
-def model_config_from_args(a: argparse.Namespace) -> ModelConfig:
-    return model_config(
-        a.model, n_embd=a.n_embd, n_hidden=a.n_hidden, n_layer=a.n_layer, n_head=a.n_head, context=a.context,
-        attention=a.attention, norm=a.norm, activation=a.activation, dropout=a.dropout, loss=a.loss, smoothing=a.smoothing,
-        init_gain=a.init_gain, init_output_scale=a.init_output_scale, bias_init=a.bias_init, hidden_bias=a.hidden_bias,
-        bn_momentum=a.bn_momentum,
-    )
+def _field_kwargs(f: dataclasses.Field, hint: Any) -> dict[str, Any]:
+    """argparse keyword arguments (type or action, choices) for a config field of type `hint`."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if typing.get_origin(hint) in (types.UnionType, typing.Union) and len(args) == 1 else hint
+    if "parse" in f.metadata:
+        return {"type": _argparse_type(f.metadata["parse"])}
+    if base is bool:
+        return {"action": "store_true"}
+    if typing.get_origin(base) is tuple:
+        return {"type": _floats, "metavar": "X[,X...]"}
+    ints = {0: _positive_int, 1: _at_least_one}.get(f.metadata.get("min"), _whole)
+    kw: dict[str, Any] = {"type": {int: ints, float: float}.get(base, str)}
+    if "choices" in f.metadata:
+        kw["choices"] = f.metadata["choices"]
+    return kw
 
 
-def data_config_from_args(a: argparse.Namespace) -> DataConfig:
-    return DataConfig(input=a.input, val_file=a.val_file, test_file=a.test_file, split=a.split, max_len=a.max_len,
-                      seed=a.split_seed, skip_long=getattr(a, "skip_long", False))
+def _uses(field_name: str) -> str:
+    """Which model families read the field, when not all do (the others refuse it)."""
+    readers = [s.name for s in MODELS if field_name in s.reads]
+    others = [s.name for s in MODELS if field_name not in s.reads]
+    if not others:
+        return ""
+    return f"; used by {', '.join(readers)}" if len(readers) <= len(others) else f"; not used by {', '.join(others)}"
 
 
-def train_config_from_args(a: argparse.Namespace, default_steps: int | None = TrainConfig.steps) -> TrainConfig:
-    """TrainConfig from the options; unset lr/batch size/warm-up/weight decay come from the model's registry entry.
+def add_config_options(p: argparse.ArgumentParser, base: dict[str, Any] | None = None) -> None:
+    """Every option of `DataConfig`, `ModelConfig` and `TrainConfig`, with their help from the fields.
 
-    A family's learning rate and weight decay are tuned for AdamW (decoupled decay); with SGD or
-    RMSProp, where weight decay is an L2 term in the gradient, they fall back to TrainConfig's.
+    The options default to "not given" (absent from the namespace): `run_config_from_args` then
+    applies the defaults in their order, so an option given always wins, wherever it stands.
     """
-    steps = a.steps if (a.steps is not None or a.time is not None) else default_steps
-    family = dict(get_spec(a.model).train) if getattr(a, "model", None) else {}
-    if a.optimizer != "adamw":
-        family = {k: v for k, v in family.items() if k not in ("lr", "weight_decay")}
+    base = base or {}
+    family_model = {k for s in MODELS for k in s.defaults}
+    family_train = {k for s in MODELS for k in s.train}
+    groups = (("data", DataConfig), ("model (sizes default to the model's own, see `makemore models`)", ModelConfig),
+              ("training", TrainConfig))
+    for title, cls in groups:
+        g = p.add_argument_group(title)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("cli", True):
+                continue
+            name = option_name(f)
+            kw = _field_kwargs(f, hints[f.name])
+            default = base.get(name, f.default)
+            if name == "model":
+                kw["choices"], note = model_names(), f"default: {DEFAULT_MODEL}, or the preset's"
+            elif cls is ModelConfig and f.name in family_model:
+                note = f"default: the model's, else {shown(default)}"
+            elif cls is TrainConfig and f.name in family_train:
+                note = f"default: the model's, see `makemore models`, else {shown(default)}"
+            elif default is None or isinstance(default, bool):
+                note = ""
+            else:
+                note = f"default: {shown(default)}"
+            if cls is ModelConfig and name != "model":
+                note += _uses(f.name)
+            text = f"{f.metadata['help']} ({note.lstrip('; ')})" if note.strip("; ") else f.metadata["help"]
+            if name == "input":
+                g.add_argument("input", nargs="?", default=argparse.SUPPRESS, help=text)
+                continue
+            g.add_argument(f"--{name.replace('_', '-')}", dest=name, default=argparse.SUPPRESS, help=text, **kw)
+            if name == "norm":
+                g.add_argument("--no-norm", dest="norm", action="store_const", const="none", default=argparse.SUPPRESS,
+                               help="no normalization layers (--norm none)")
+    g = p.add_argument_group("presets")
+    g.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a tuned configuration, applied under the options given; 'fast' is the quickest to a "
+                        "validation NLL of 2.00 on names.txt (see docs/training.md)")
 
-    def pick(name: str) -> object:
-        given = getattr(a, name)
-        return given if given is not None else family.get(name, getattr(TrainConfig, name))
 
-    return TrainConfig(
-        steps=steps, time=a.time, batch_size=pick("batch_size"), batches=a.batches, optimizer=a.optimizer, lr=pick("lr"), momentum=a.momentum,
-        weight_decay=pick("weight_decay"), grad_clip=a.grad_clip or None, schedule=a.schedule, warmup=pick("warmup"),
-        min_lr=a.min_lr, lr_drops=a.lr_drops, lr_drop_factor=a.lr_drop_factor, eval_interval=a.eval_interval,
-        log_interval=a.log_interval, seed=a.seed, device=a.device, buckets=a.buckets, val_subset=a.val_subset,
-        exact_train=a.exact_train,
-    )
+_CONFIG_OPTIONS = {"input", "model", *DATA_OPTIONS, *MODEL_OPTIONS, *TRAIN_OPTIONS}
+
+
+def given_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The config options given on the command line (generated options are absent when not given)."""
+    return {k: v for k, v in vars(a).items() if k in _CONFIG_OPTIONS or (k == "threads" and v is not None)}
+
+
+def run_config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = None) -> RunConfig:
+    """The run the command line describes: defaults, `base`, the family's, the preset's, then the options."""
+    given = given_options(a)
+    return run_config(given.pop("model", None), getattr(a, "preset", None), base, **given)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,9 +236,7 @@ def train_config_from_args(a: argparse.Namespace, default_steps: int | None = Tr
 
 
 def add_train(p: argparse.ArgumentParser) -> None:
-    add_data_options(p)
-    add_model_options(p)
-    add_train_options(p)
+    add_config_options(p)
     g = p.add_argument_group("run")
     g.add_argument("--out", default=None, help="run directory (default: runs/MODEL-TIME)")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -232,25 +249,8 @@ def add_train(p: argparse.ArgumentParser) -> None:
     add_speed_options(p)
 
 
-class _PresetAction(argparse.Action):
-    """--preset NAME: set the preset's options, except those already given on the command line."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None) -> None:
-        from .fast import PRESETS
-
-        for key, value in PRESETS[str(values)].items():
-            if getattr(namespace, key) == parser.get_default(key):
-                setattr(namespace, key, value)
-        setattr(namespace, self.dest, values)
-
-
 def add_speed_options(p: argparse.ArgumentParser) -> None:
-    from .fast import PRESETS
-
-    g = p.add_argument_group("speed (see makemore.speed; several processes: torchrun --nproc_per_node=K -m makemore train ...)")
-    g.add_argument("--preset", choices=sorted(PRESETS), action=_PresetAction, default=None,
-                   help="a tuned configuration; 'fast' is the quickest to a validation NLL of 2.00 on names.txt "
-                        "(options given before --preset are kept, options after it override it)")
+    g = p.add_argument_group("speed (see docs/speed.md; several processes: torchrun --nproc_per_node=K -m makemore train ...)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model and its loss (cached on disk)")
     g.add_argument("--dtype", choices=["float32", "bf16"], default="float32", help="bf16: autocast on CUDA")
     g.add_argument("--cuda-graph", choices=["auto", "on", "off"], default="auto",
@@ -264,39 +264,41 @@ def add_speed_options(p: argparse.ArgumentParser) -> None:
                         "and much faster on a busy machine)")
 
 
-def cmd_train(a: argparse.Namespace) -> int:
-    import time
-    from .run import train_run
+# what `--resume` may change: the run's other settings come from its checkpoint
+_RESUME_OPTIONS = {"steps", "time", "device", "threads"}
 
+
+def _resume_config(a: argparse.Namespace) -> RunConfig:
+    """--resume: the configs come from the checkpoint; only the length of the run and the device may change."""
+    given = given_options(a)
+    fixed = sorted(set(given) - _RESUME_OPTIONS) + (["preset"] if a.preset else [])
+    if fixed:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in fixed)
+        raise MakemoreError(f"--resume continues the run with its own settings; {flags} cannot be changed "
+                            "(only --steps, --time, --device and --threads can)")
+    train = TrainConfig(steps=given.get("steps"), time=given.get("time"), device=given.get("device", TrainConfig.device))
+    return RunConfig(DataConfig(), ModelConfig(), train, given.get("threads"))
+
+
+def cmd_train(a: argparse.Namespace) -> int:
     if a.resume and not a.out:
         raise MakemoreError("--resume needs --out RUN_DIR, the run to continue")
-    out = a.out or f"runs/{a.model}-{time.strftime('%Y%m%d-%H%M%S')}"
-    tcfg = train_config_from_args(a, default_steps=None if a.resume else TrainConfig.steps)
+    cfg = _resume_config(a) if a.resume else run_config_from_args(a)
+    out = a.out or f"runs/{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     extra: tuple[object, ...] = ()
     monitor = None
     a.monitor = a.monitor or a.monitor_every is not None
     if a.monitor:
-        from .doctor import MonitorCallback
-        from .diagnostics.monitor import DEFAULT_EVERY
-
         monitor = MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out)
         if a.tensorboard:
-            from .callbacks import MonitorTensorBoard
-
             extra += (MonitorTensorBoard(monitor, Path(out) / "tensorboard"),)
-    from .callbacks import StopAtValLoss
-    from .speed import SpeedOptions
-
     if a.stop_at_val_loss is not None:
         extra += (StopAtValLoss(a.stop_at_val_loss),)
     speed = SpeedOptions(compile=a.compile, cuda_graph=a.cuda_graph, dtype=a.dtype, fast_paths=not a.no_fast_paths)
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
-    result = train_run(data_config_from_args(a), model_config_from_args(a), tcfg, out, resume=a.resume,
-                       tensorboard=a.tensorboard, n_samples=a.samples, extra_callbacks=extra, speed=speed,
-                       monitor=monitor)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    result = train_run(cfg.data, cfg.model, cfg.train, out, resume=a.resume, tensorboard=a.tensorboard,
+                       n_samples=a.samples, extra_callbacks=extra, speed=speed, monitor=monitor)
     print(f"run directory: {result.run_dir}")
     if a.monitor:
         print(f"training health report: {result.run_dir / 'report.html'}")
@@ -313,8 +315,6 @@ def add_eval(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from .run import eval_run, format_metrics
-
     result = eval_run(a.run_dir, a.file, a.skip_unknown, a.device, fold=not a.no_fold)
     if a.json:
         print(json.dumps(result))
@@ -340,8 +340,6 @@ def add_sample(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
-    from .run import sample_run
-
     rows = sample_run(a.run_dir, a.n, a.temperature, a.top_k, a.prefix, a.seed, a.device, fold=not a.no_fold)
     if a.json:
         print(json.dumps(rows, ensure_ascii=False))
@@ -365,7 +363,7 @@ _TRAIN_SHOWN = ("steps", "batch_size", "optimizer", "lr", "weight_decay", "sched
 def cmd_models(a: argparse.Namespace) -> int:
     """Each family: its parameter count, its default sizes and training settings as options, what it is."""
     def flags(values: dict[str, object]) -> str:
-        return " ".join(f"--{k.replace('_', '-')} {_typed(v)}" for k, v in sorted(values.items()))
+        return " ".join(f"--{k.replace('_', '-')} {shown(v)}" for k, v in sorted(values.items()))
 
     print(f"model families (parameters at vocabulary {a.vocab_size}, block {a.block_size}); any option below can be "
           "given to `makemore train`")
@@ -379,15 +377,6 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
-def _typed(value: object) -> str:
-    """A value as a user would type it on the command line."""
-    if isinstance(value, (tuple, list)):
-        return ",".join(_typed(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def add_gradcheck(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="examples in the batch")
     p.add_argument("--n-embd", type=int, default=10, help="embedding width")
@@ -397,8 +386,6 @@ def add_gradcheck(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_gradcheck(a: argparse.Namespace) -> int:
-    from .manual import format_gradcheck, gradcheck
-
     if a.batch_size < 2:  # BatchNorm needs two examples for a variance
         raise MakemoreError(f"--batch-size must be at least 2, got {a.batch_size}")
     for name, v in (("--n-embd", a.n_embd), ("--n-hidden", a.n_hidden), ("--context", a.context)):
@@ -419,9 +406,6 @@ def add_calibrate(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_calibrate(a: argparse.Namespace) -> int:
-    from .batchnorm import calibrate_run, format_calibration
-    from .run import resolve_device
-
     report = calibrate_run(a.run_dir, resolve_device(a.device))
     if report is None:
         raise MakemoreError(f"the model in {a.run_dir} has no BatchNorm layers to calibrate")
@@ -429,10 +413,12 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     return 0
 
 
+# the doctor's default run: long enough for the checks to see a trend, short enough to wait for
+DOCTOR_BASE = {"steps": 300}
+
+
 def add_doctor(p: argparse.ArgumentParser) -> None:
-    add_data_options(p)
-    add_model_options(p)
-    add_train_options(p)
+    add_config_options(p, base=DOCTOR_BASE)
     g = p.add_argument_group("doctor")
     g.add_argument("--every", type=_at_least_one, default=None, help="steps between full recordings (default: steps/40)")
     g.add_argument("--window", type=_at_least_one, default=5, help="recordings a dead-unit window spans")
@@ -443,18 +429,17 @@ def add_doctor(p: argparse.ArgumentParser) -> None:
 
 def cmd_doctor(a: argparse.Namespace) -> int:
     """Train briefly with the monitor on; exit 0 when healthy, 1 when a warning or error was found."""
-    from .diagnostics.report import exit_code, format_findings, write_report
-    from .doctor import doctor_run
+    from .diagnostics.report import exit_code, format_findings, write_report  # matplotlib: an optional dependency
 
-    tcfg = train_config_from_args(a, default_steps=300)
-    result = doctor_run(data_config_from_args(a), model_config_from_args(a), tcfg, every=a.every, window=a.window, stream=sys.stderr)
+    cfg = run_config_from_args(a, base=DOCTOR_BASE)
+    result = doctor_run(cfg.data, cfg.model, cfg.train, every=a.every, window=a.window, stream=sys.stderr)
     write_report(result.records, Path(a.report), result.findings)
     if a.records:
         result.records.save(a.records)
     if a.json:
         print(json.dumps([f.to_dict() for f in result.findings]))
     else:
-        print(f"doctor: {a.model}, {result.steps} steps{' (stopped: the loss is not finite)' if result.diverged else ''}, "
+        print(f"doctor: {cfg.model.name}, {result.steps} steps{' (stopped: the loss is not finite)' if result.diverged else ''}, "
               f"recorded every {result.records.every} steps")
         print(format_findings(result.findings))
         print(f"report: {a.report}")
@@ -468,10 +453,7 @@ def add_report(p: argparse.ArgumentParser) -> None:
 
 def cmd_report(a: argparse.Namespace) -> int:
     """Regenerate the training-health report from the records saved by `train --monitor`."""
-    from .diagnostics.checks import run_checks
-    from .doctor import RECORDS_FILE, REPORT_FILE, is_makemore_run, with_flags
-    from .diagnostics.records import Records
-    from .diagnostics.report import exit_code, format_findings, write_report
+    from .diagnostics.report import exit_code, format_findings, write_report  # matplotlib: an optional dependency
 
     src = Path(a.run_dir)
     path = src / RECORDS_FILE if src.is_dir() else src
@@ -511,12 +493,7 @@ def add_lab(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_lab(a: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import torch
-
-    from .lab import EXPERIMENTS, LabSettings, get_experiment, run_experiment
-    from .run import resolve_device
+    from .lab import EXPERIMENTS, LabSettings, get_experiment, run_experiment  # matplotlib, optional
 
     if a.list:
         for e in EXPERIMENTS.values():

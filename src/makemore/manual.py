@@ -13,7 +13,8 @@ pass walks the same chain in reverse, one line per intermediate, and must agree 
     logit_maxes .. logprobs, loss                            cross-entropy, step by step
 
 Targets equal to IGNORE (padding of makemore's (B, T) rows) carry no loss but still count in
-BatchNorm's batch statistics, exactly as in the `mlp` model with `--norm batch`.
+BatchNorm's batch statistics, as in the lectures, where every example of the batch does. (The `mlp`
+model with `--norm batch` differs: its statistics cover the positions with a target only.)
 
 Besides the line-by-line backward there are the lecture's compact formulas: cross-entropy's
 `dlogits = (softmax - one_hot) / n` and BatchNorm's
@@ -47,9 +48,6 @@ BACKWARD_ORDER = (
     "h", "W2", "b2", "hpreact", "bngain", "bnbias", "bnraw", "bnvar_inv", "bnvar", "bndiff2", "bndiff",
     "bnmeani", "hprebn", "embcat", "W1", "b1", "emb", "C",
 )
-PARAM_NAMES = ("C", "W1", "b1", "bngain", "bnbias", "W2", "b2")
-
-
 def init_params(
     vocab_size: int, context: int, n_embd: int, n_hidden: int, generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32, b1: bool = True, lecture: bool = True,
@@ -82,8 +80,8 @@ def init_params(
 def examples(idx: torch.Tensor, targets: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T) rows of ids and targets -> the lecture's (B*T, context) windows and (B*T,) targets.
 
-    Every position is an example for BatchNorm's statistics (as in `mlp --norm batch`, and what
-    calibration reproduces); padding positions keep their IGNORE target and carry no loss.
+    Every position is an example for BatchNorm's statistics (what calibration reproduces for this
+    model); padding positions keep their IGNORE target and carry no loss.
     """
     return context_windows(idx, context).reshape(-1, context), targets.reshape(-1)  # (n, context), (n,)
 
@@ -295,6 +293,6 @@ def train(
 
 
 __all__ = [
-    "BACKWARD_ORDER", "PARAM_NAMES", "GradRow", "init_params", "examples", "forward", "backward",
+    "BACKWARD_ORDER", "GradRow", "init_params", "examples", "forward", "backward",
     "dlogits_compact", "dhprebn_compact", "backward_compact", "gradcheck", "format_gradcheck", "train",
 ]

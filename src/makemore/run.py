@@ -2,8 +2,8 @@
 
 These are the library calls behind `makemore train`, `eval` and `sample`:
 
-    from makemore import train_run, eval_run, sample_run
-    result = train_run(DataConfig(input="names.txt"), model_config("mlp"), TrainConfig(steps=2000), out="runs/mlp")
+    from makemore import DataConfig, model_config, train_config, train_run, eval_run, sample_run
+    result = train_run(DataConfig(input="names.txt"), model_config("mlp"), train_config("mlp", steps=2000), out="runs/mlp")
     print(eval_run("runs/mlp")["test"]["nll"], sample_run("runs/mlp", n=5))
 """
 
@@ -269,6 +269,16 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[C
     model = load_model(ckpt, device)
     dataset = _dataset_from_run(run, ckpt.vocab, ckpt.model_config.block_size).to(device)
     return ckpt, model, dataset
+
+
+def calibrate_run(run_dir: str | Path, device: str | torch.device = "cpu", stream: IO[str] | None = None) -> dict[str, Any] | None:
+    """Calibrate the BatchNorm statistics of a run's inference checkpoint over its training split and save it back.
+
+    Reports the validation loss before and after (None when the model has no BatchNorm).
+    The checkpoint is rewritten atomically, with the figures in its `extra["calibration"]`.
+    """
+    ckpt, model, dataset = load_run(run_dir, device)
+    return calibrate_loaded(RunDir(run_dir).checkpoint_for_inference(), ckpt, model, dataset, stream)
 
 
 def eval_run(

@@ -33,10 +33,6 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
-def experiment_names() -> list[str]:
-    return list(EXPERIMENTS)
-
-
 def get_experiment(name: str) -> Experiment:
     try:
         return EXPERIMENTS[name]
@@ -103,5 +99,5 @@ def run_experiment(name: str, settings: LabSettings, stream: IO[str] | None = No
     return LabResult(name, exp.title, outcome.tables, images, page, outcome.notes, outcome.runs)
 
 
-__all__ = ["EXPERIMENTS", "Experiment", "LabSettings", "LabResult", "Table", "experiment_names", "get_experiment",
+__all__ = ["EXPERIMENTS", "Experiment", "LabSettings", "LabResult", "Table", "get_experiment",
            "run_experiment", "reproduce_command"]

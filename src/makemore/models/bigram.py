@@ -11,11 +11,9 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..data import IGNORE
-from . import register_model
 from .common import lm_loss
 
 
-@register_model("bigram", "learned (vocab x vocab) table of next-character logits", train={"lr": 0.1, "batch_size": 128})
 class Bigram(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -29,7 +27,6 @@ class Bigram(nn.Module):
         return logits, loss
 
 
-@register_model("counts", "exact count-based bigram with add-k smoothing (no gradient training)", smoothing=1.0)
 class BigramCounts(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

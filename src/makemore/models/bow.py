@@ -11,11 +11,9 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from . import register_model
 from .common import activation, init_hidden_, init_output_, positionwise_forward
 
 
-@register_model("bow", "causal bag of words + MLP", train={"lr": 3e-3}, n_embd=64, n_hidden=128, activation="tanh")
 class BoW(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -10,16 +10,9 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from . import register_model
 from .common import context_windows, hidden_block, init_output_, positionwise_forward
 
 
-@register_model(
-    "mlp",
-    "Bengio 2003: concatenated context embeddings -> hidden layers -> logits",
-    train={"lr": 3e-3, "weight_decay": 0.1},  # 0.01 overfits within minutes: val 2.07 vs 1.95
-    context=5, n_embd=24, n_hidden=256, n_layer=2, norm="none", activation="tanh",
-)
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

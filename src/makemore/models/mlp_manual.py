@@ -4,9 +4,9 @@ Karpathy, "Building makemore Part 4: Becoming a Backprop Ninja" (2022): embeddin
 linear, BatchNorm, tanh, linear, cross-entropy; the math lives in `makemore.manual`.
 
 The Trainer feeds (B, T) rows padded with IGNORE targets. Every one of the B*T positions is
-an example for BatchNorm's batch statistics (as in `mlp --norm batch`: the statistics do not
-depend on the targets, and calibration reproduces them); only positions with a target carry
-loss. `forward` is the autograd path, with a real `nn.BatchNorm1d`; it serves evaluation and
+an example for BatchNorm's batch statistics (they do not depend on the targets, and calibration
+reproduces them; `mlp --norm batch`, by contrast, takes them over the positions with a target
+only); only positions with a target carry loss. `forward` is the autograd path, with a real `nn.BatchNorm1d`; it serves evaluation and
 sampling and is the reference `manual_backward` is tested against. `manual_backward` runs the
 lecture's step-by-step forward and the compact hand-written backward, without autograd.
 """
@@ -18,16 +18,9 @@ from torch import nn
 
 from .. import manual
 from ..config import ModelConfig
-from . import register_model
 from .common import context_windows, lm_loss
 
 
-@register_model(
-    "mlp-manual",
-    "the lectures' tanh + BatchNorm MLP, trained with a hand-written backward pass",
-    train={"lr": 3e-3},
-    context=3, n_embd=10, n_hidden=200, n_layer=1, norm="batch", activation="tanh",
-)
 class ManualMLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from . import register_model
 from .common import init_output_, lm_loss
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -56,16 +55,13 @@ class Recurrent(nn.Module):
         return self.lm_head(out[:, 0]), state
 
 
-@register_model("rnn", "vanilla tanh RNN (nn.RNN)", train={"lr": 1e-2}, n_embd=64, n_hidden=128, n_layer=1)
 class RNN(Recurrent):
     kind = "rnn"
 
 
-@register_model("gru", "gated recurrent unit (nn.GRU)", train={"lr": 1e-2, "weight_decay": 0.1}, n_embd=64, n_hidden=128, n_layer=1)
 class GRU(Recurrent):
     kind = "gru"
 
 
-@register_model("lstm", "long short-term memory (nn.LSTM)", train={"lr": 1e-2}, n_embd=64, n_hidden=128, n_layer=1)
 class LSTM(Recurrent):
     kind = "lstm"

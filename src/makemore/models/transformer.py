@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from . import register_model
 from .common import init_output_, lm_loss
 
 
@@ -87,7 +86,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-@register_model("transformer", "GPT-style decoder, pre-LayerNorm", train={"lr": 3e-3, "warmup": 100, "weight_decay": 0.1}, n_embd=64, n_layer=4, n_head=4)
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from . import register_model
 from .common import activation, context_windows, init_hidden_, init_output_, make_norm, positionwise_forward
 
 
@@ -33,12 +32,6 @@ class FuseLevel(nn.Module):
         return self.drop(self.act(h)).view(N, L // 2, -1)
 
 
-@register_model(
-    "wavenet",
-    "hierarchical MLP fusing pairs of positions level by level",
-    train={"lr": 3e-3},
-    context=8, n_embd=24, n_hidden=128, norm="batch", activation="tanh",
-)
 class WaveNet(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
