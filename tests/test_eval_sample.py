@@ -16,7 +16,7 @@ from makemore.data import BOUNDARY, Vocab, encode_items
 from makemore.errors import MakemoreError
 from makemore.evaluate import evaluate_split, length_batches
 from makemore.run import eval_run, load_run, sample_run, train_run
-from makemore.models import create_model, model_config
+from makemore.models import create_model, get_spec, model_config
 from makemore.sampling import generate, novelty
 
 ITEMS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "a", "zoe"]
@@ -24,8 +24,8 @@ ITEMS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "a", "zoe"]
 
 def trained_like_model(name: str, vocab: Vocab, block_size: int):
     torch.manual_seed(0)
-    model = create_model(model_config(name, vocab_size=vocab.size, block_size=block_size, n_embd=16, n_hidden=32,
-                                      n_layer=2, n_head=2))
+    sizes = {k: v for k, v in dict(n_embd=16, n_hidden=32, n_layer=2, n_head=2).items() if k in get_spec(name).reads}
+    model = create_model(model_config(name, vocab_size=vocab.size, block_size=block_size, **sizes))
     with torch.no_grad():  # random weights of a sensible size, so the distribution is not uniform
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
