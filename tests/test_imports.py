@@ -22,14 +22,22 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
     """module -> the package modules it imports, anywhere in the file (function-level imports too).
 
     `from .x import y` is an edge to `x.y` when that is a module, else to `x`; the parents a
-    submodule import runs implicitly are not edges (every package works that way).
+    submodule import runs implicitly are not edges (every package works that way). Imports inside
+    Jupyter's display hooks (`_repr_html_`) are not edges either: Jupyter calls them to hand the
+    drawing to the notebook view, which needs the optional matplotlib and IPython and imports the
+    classes it draws, so they are late by design.
     """
     mods = modules(root)
     graph: dict[str, set[str]] = {}
     for name, (path, is_pkg) in mods.items():
         package = name.split(".") if is_pkg else name.split(".")[:-1]
         edges: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        hooks = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name.startswith("_repr_")
+                 for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if id(node) in hooks:
+                continue
             if isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
