@@ -30,6 +30,7 @@ from ..models import create_model, model_config
 from .common import Experiment, Lab, Outcome, Table, Trained, new_figure, plot_histogram, smoothed_losses
 
 STYLES = ("-", "--", "-", "-.", ":")  # rows 1 and 2 share W1 (their tanh histograms coincide)
+LECTURE_TRAIN = (2.1245, 2.0696, 2.0355, 2.0376, 2.0668)
 LECTURE_VAL = (2.1682, 2.1310, 2.1026, 2.1069, 2.1048)
 
 
@@ -177,4 +178,4 @@ EXPERIMENT = Experiment(
     run, steps=200_000, quick_steps=60,
 )
 
-__all__ = ["EXPERIMENT", "RUNGS", "Rung", "build", "randn_init_", "LECTURE_VAL"]
+__all__ = ["EXPERIMENT", "RUNGS", "Rung", "build", "randn_init_", "LECTURE_VAL", "LECTURE_TRAIN"]
