@@ -321,6 +321,7 @@ def _encode_stream(items: Sequence[str], vocab: Vocab, drop_unknown: bool) -> tu
     table = np.zeros(0x110000, dtype=np.int32)  # code point -> id, 0 where not in the vocabulary
     table[codes] = np.arange(1, len(codes) + 1, dtype=np.int32)
     parts, all_lengths, dropped = [], [], 0
+    bar = TaskProgress("encoding", len(items), " items")
     for lo in range(0, len(items), _CHUNK_ITEMS):
         chunk = items[lo : lo + _CHUNK_ITEMS]
         lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))  # (c,)
@@ -339,6 +340,8 @@ def _encode_stream(items: Sequence[str], vocab: Vocab, drop_unknown: bool) -> tu
         out[np.arange(len(ids)) + np.repeat(np.arange(1, len(lengths) + 1), lengths)] = ids
         parts.append(out)
         all_lengths.append(lengths.astype(np.int32))
+        bar.update(len(chunk))
+    bar.close()
     parts.append(np.zeros(1, dtype=np_dtype))  # the last item's closing boundary
     return np.concatenate(parts), np.concatenate(all_lengths) if all_lengths else np.zeros(0, np.int32), dropped
 
