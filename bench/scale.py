@@ -5,7 +5,8 @@ first with an empty encoding cache and then with the cache the first run left, a
 
     start-up     seconds from launching the process to the end of the first training step
                  (Python and PyTorch imports, reading or memory-mapping the data, building the model);
-                 "- import" is the cached start-up less the time a bare `import makemore.cli` takes
+                 "- imports" is the cached start-up less the time that process spent importing
+                 modules (Python's -X importtime), which no cache can shorten
     steps/s      optimizer steps per second of training time (summary.json)
     final eval   seconds of the exact end-of-run evaluation (val and test whole, train on a sample)
     outside      share of the process's wall-clock time spent outside training steps
@@ -76,10 +77,18 @@ def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     marks: dict[str, float] = {}
     lines: list[str] = []
 
+    imports = 0.0  # seconds of module imports before the first step (python -X importtime)
+
     def read() -> None:
+        nonlocal imports
         assert proc.stderr is not None
         for line in proc.stderr:
             now = time.perf_counter() - t0
+            if line.startswith("import time:"):
+                _, cumulative, name = line[len("import time:"):].split("|")
+                if "first_step" not in marks and cumulative.strip().isdigit() and not name.startswith("  "):
+                    imports += int(cumulative) / 1e6  # a top-level import (nested ones are inside it)
+                continue
             lines.append(line)
             if line.startswith("step-0 loss"):
                 marks.setdefault("first_step", now)
@@ -96,13 +105,7 @@ def run_once(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{''.join(lines[-20:])}")
-    return {**marks, "wall": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
-
-
-def run_import() -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import makemore.cli"], check=True)
-    return time.perf_counter() - t0
+    return {**marks, "imports": imports, "wall": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 def measure(source: str, n: int, work: Path, steps: int, model: str, threads: int | None,
@@ -117,7 +120,7 @@ def measure(source: str, n: int, work: Path, steps: int, model: str, threads: in
     for phase in phases:
         out = work / f"run-{source}-{n}-{phase}"
         shutil.rmtree(out, ignore_errors=True)
-        cmd = [sys.executable, "-m", "makemore", "train", str(data), "--out", str(out), "--samples", "0",
+        cmd = [sys.executable, "-X", "importtime", "-m", "makemore", "train", str(data), "--out", str(out), "--samples", "0",
                "--device", "cpu", "--model", model]
         if steps:
             cmd += ["--steps", str(steps)]
@@ -126,6 +129,7 @@ def measure(source: str, n: int, work: Path, steps: int, model: str, threads: in
         r = run_once(cmd, env)
         summary = json.loads((out / "summary.json").read_text())
         row[f"{phase}_startup"] = r["first_step"]
+        row[f"{phase}_imports"] = r["imports"]
         row[f"{phase}_rss_mb"] = r["peak_rss_mb"]
         if phase == phases[-1]:
             row["steps_per_s"] = summary["steps"] / summary["train_seconds"]
@@ -154,11 +158,9 @@ def main() -> None:
 
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}, torch {torch.__version__}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    imports = sorted(run_import() for _ in range(3))[1]
-    print(f"# importing makemore's command line (Python + PyTorch) alone: {imports:.1f} s (median of 3), part of every start-up")
     print(f"# makemore train FILE --model {a.model} {'--steps ' + str(a.steps) if a.steps else '(default steps)'} "
           f"{'--threads ' + str(a.threads) + ' ' if a.threads else ''}--samples 0 --device cpu; first run with an empty cache, then cached")
-    head = (f"{'source':<10} {'lines':>10} {'MB':>6} {'start-up s':>11} {'cached s':>9} {'- import':>9} {'steps/s':>8} "
+    head = (f"{'source':<10} {'lines':>10} {'MB':>6} {'start-up s':>11} {'cached s':>9} {'- imports':>9} {'steps/s':>8} "
             f"{'final eval s':>13} {'outside %':>10} {'peak RSS MB':>12} {'cached RSS':>11}")
     print(head)
     rows = []
@@ -166,7 +168,7 @@ def main() -> None:
         for source in a.sources.split(","):
             r = measure(source, SIZES[size], work, a.steps, a.model, a.threads, ("first",) if a.first_only else ("first", "cached"))
             rows.append(r)
-            cached = (f"{r['cached_startup']:>9.1f} {r['cached_startup'] - imports:>9.1f}" if "cached_startup" in r
+            cached = (f"{r['cached_startup']:>9.1f} {r['cached_startup'] - r['cached_imports']:>9.1f}" if "cached_startup" in r
                       else f"{'-':>9} {'-':>9}")
             print(f"{source:<10} {r['lines']:>10,} {r['mbytes']:>6.1f} {r['first_startup']:>11.1f} {cached} "
                   f"{r['steps_per_s']:>8.1f} {r['final_eval']:>13.1f} {100 * r['outside']:>10.0f} "
