@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-all setup clean
+.PHONY: run test setup clean
 
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-test.txt
 	python3 -m venv $(VENV)
@@ -17,9 +17,6 @@ run: setup
 
 test: setup
 	$(PY) -m pytest
-
-test-all: setup
-	$(PY) -m pytest -m ""
 
 clean:
 	rm -rf $(VENV) runs
