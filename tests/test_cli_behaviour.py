@@ -63,3 +63,66 @@ def test_mps_is_accepted_where_pytorch_has_it(monkeypatch: pytest.MonkeyPatch) -
 def test_mps_where_there_is_none_is_one_sentence(tiny_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["train", str(tiny_file), "--model", "bigram", "--steps", "2", "--device", "mps", "--out", str(tmp_path / "r")])
     assert rc == 2 and "--device mps needs an Apple GPU" in capsys.readouterr().err
+
+
+# -- one behaviour for train --monitor, report and doctor ----------------------------------------------
+
+BAD_INIT = ["--model", "mlp", "--n-hidden", "16", "--init-output-scale", "10", "--device", "cpu", "--threads", "1"]
+
+
+def finding_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(("ERROR", "WARNING", "INFO"))]
+
+
+def test_an_error_finding_is_printed_alike_and_exits_1_in_all_three(names_file: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    rc = main(["train", str(names_file), *BAD_INIT, "--steps", "12", "--eval-interval", "12", "--samples", "0",
+               "--out", str(run), "--monitor-every", "4"])
+    train_out = capsys.readouterr().out
+    assert rc == 1 and "ERROR   init.loss_too_high at lm_head (step 0)" in train_out
+    assert f"report: {run / 'report.html'}" in train_out
+
+    assert main(["report", str(run)]) == 1
+    report_out = capsys.readouterr().out
+    assert finding_lines(report_out) == finding_lines(train_out)  # the same findings, printed the same way
+    assert f"report: {run / 'report.html'} (replaced the previous one)" in report_out
+
+    assert main(["doctor", str(names_file), *BAD_INIT, "--steps", "12", "--every", "4"]) == 1
+    doctor_out = capsys.readouterr().out
+    assert "ERROR   init.loss_too_high at lm_head (step 0)" in finding_lines(doctor_out)[0]
+    assert "report: doctor-report.html" in doctor_out
+    page = (tmp_path / "doctor-report.html").read_text(encoding="utf-8")
+    assert "makemore doctor " in page and "--init-output-scale 10" in page  # the command that reproduces it
+    for cmd in ("doctor", "report", "train"):
+        assert main([cmd, "--help"]) == 0
+        assert "exit status:" in capsys.readouterr().out
+
+
+def test_the_doctor_never_replaces_a_report_silently(names_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "doctor-report.html").write_text("mine")
+    args = ["doctor", str(names_file), "--model", "bigram", "--steps", "3", "--every", "1", "--threads", "1"]
+    assert main(args) in (0, 1)  # ran (a bigram for 3 steps may well have a warning)
+    assert "report: doctor-report-2.html" in capsys.readouterr().out  # a new name, said
+    assert (tmp_path / "doctor-report.html").read_text() == "mine"
+    assert main([*args, "--report", "doctor-report.html"]) == 2  # refused before any training
+    err = capsys.readouterr().err
+    assert "doctor-report.html exists" in err and "--overwrite" in err and (tmp_path / "doctor-report.html").read_text() == "mine"
+    assert main([*args, "--report", str(names_file / "r.html")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert main([*args, "--report", "doctor-report.html", "--overwrite"]) in (0, 1)
+    assert (tmp_path / "doctor-report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_without_matplotlib_the_report_commands_say_so(names_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    rc = main(["doctor", str(names_file), "--model", "bigram", "--steps", "3", "--report", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "pip install 'makemore[plots]'" in err and not (tmp_path / "r.html").exists()

@@ -29,13 +29,16 @@ from .config import PRESETS, DataConfig, ModelConfig, TrainConfig, parse_split
 from .callbacks import MonitorTensorBoard, StopAtValLoss
 from .diagnostics.checks import run_checks
 from .diagnostics.monitor import DEFAULT_EVERY
+from .diagnostics.plots import require_matplotlib  # matplotlib itself is imported only to draw
 from .diagnostics.records import Records
+from .diagnostics.report import exit_code, format_findings, write_report
 from .doctor import RECORDS_FILE, REPORT_FILE, MonitorCallback, doctor_run, is_makemore_run, with_flags
 from .errors import MakemoreError
+from .machine import fit_threads
 from .manual import format_gradcheck, gradcheck
 from .models import MODELS, create_model, get_spec, model_config, model_names, n_params
-from .progress import setup_logging
 from .options import DATA_OPTIONS, DEFAULT_MODEL, MODEL_OPTIONS, TRAIN_OPTIONS, RunConfig, option_name, run_config
+from .progress import logger, setup_logging
 from .run import calibrate_run, eval_run, format_metrics, resolve_device, sample_run, train_run
 from .speed import SpeedOptions
 
@@ -235,6 +238,45 @@ def run_config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = No
 # subcommands
 
 
+# what `train --monitor`, `doctor` and `report` exit with (their --help shows it too)
+EXIT_CODES = ("exit status: 0 healthy (notes only); 1 a training-health check found a warning or an error; "
+              "2 bad input (one sentence on stderr); 130 interrupted")
+
+
+def _require_matplotlib(what: str) -> None:
+    """One sentence, before any work, when the report's pictures cannot be drawn."""
+    try:
+        require_matplotlib()
+    except ImportError:
+        raise MakemoreError(f"{what} needs matplotlib to draw the report: pip install 'makemore[plots]'") from None
+
+
+def report_path(given: str | None, default: Path, overwrite: bool = False, option: str = "--report") -> Path:
+    """Where a report goes, chosen before any work: `given` (refused when it exists, unless
+    `overwrite`), else `default`, or `default` numbered -2, -3, ... when that exists. An existing
+    file is never replaced silently."""
+    if given is not None:
+        path = Path(given)
+        if path.is_dir():
+            raise MakemoreError(f"{path} is a directory; {option} takes a file name")
+        if path.exists() and not overwrite:
+            raise MakemoreError(f"{path} exists; choose another {option} or add --overwrite to replace it")
+    else:
+        path, i = default, 2
+        while path.exists():
+            path, i = default.with_name(f"{default.stem}-{i}{default.suffix}"), i + 1
+    parent = next((q for q in path.absolute().parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise MakemoreError(f"cannot write {path}: {parent} is a file, not a directory")
+    return path
+
+
+def _print_health(findings: Sequence[Any], report: Path, note: str = "") -> None:
+    """The findings as every command prints them, then where the report is."""
+    print(format_findings(findings))
+    print(f"report: {report}{note}")
+
+
 def add_train(p: argparse.ArgumentParser) -> None:
     add_config_options(p)
     g = p.add_argument_group("run")
@@ -242,11 +284,14 @@ def add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files (with --monitor, the training-health records too)")
     g.add_argument("--samples", type=int, default=10, help="items to sample at the end")
-    g.add_argument("--monitor", action="store_true", help="record training health; writes report.html into the run directory")
+    g.add_argument("--monitor", action="store_true",
+                   help="record training health; prints the findings, writes report.html into the run directory "
+                        "and exits with 1 when a finding is a warning or an error")
     g.add_argument("--monitor-every", type=_at_least_one, default=None,
                    help="steps between full recordings (default 250); implies --monitor (under torchrun, whose "
                         "own --monitor-interval takes --monitor for itself, write --monitor-every N)")
     add_speed_options(p)
+    p.epilog = EXIT_CODES.replace("0 healthy", "0 done (with --monitor: healthy)").replace("1 a", "1 with --monitor, a")
 
 
 def add_speed_options(p: argparse.ArgumentParser) -> None:
@@ -260,8 +305,8 @@ def add_speed_options(p: argparse.ArgumentParser) -> None:
                         "losses, PyTorch's own AdamW (for debugging; the fast paths compute the same)")
     g.add_argument("--stop-at-val-loss", type=float, default=None, help="stop once the validation loss reaches this")
     g.add_argument("--threads", type=_at_least_one, default=None,
-                   help="CPU threads per process (default: PyTorch's choice; 1 is often faster for these small models "
-                        "and much faster on a busy machine)")
+                   help="CPU threads per process (default: the cores the machine's load leaves free; 1 is often "
+                        "faster for these small models and much faster on a busy machine)")
 
 
 # what `--resume` may change: the run's other settings come from its checkpoint
@@ -289,20 +334,28 @@ def cmd_train(a: argparse.Namespace) -> int:
     monitor = None
     a.monitor = a.monitor or a.monitor_every is not None
     if a.monitor:
-        monitor = MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out)
+        _require_matplotlib("--monitor")
+        monitor = MonitorCallback(a.monitor_every or DEFAULT_EVERY, out_dir=out, meta={"command": a.command_line})
         if a.tensorboard:
             extra += (MonitorTensorBoard(monitor, Path(out) / "tensorboard"),)
     if a.stop_at_val_loss is not None:
         extra += (StopAtValLoss(a.stop_at_val_loss),)
     speed = SpeedOptions(compile=a.compile, cuda_graph=a.cuda_graph, dtype=a.dtype, fast_paths=not a.no_fast_paths)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    _threads(cfg.threads)
     result = train_run(cfg.data, cfg.model, cfg.train, out, resume=a.resume, tensorboard=a.tensorboard,
                        n_samples=a.samples, extra_callbacks=extra, speed=speed, monitor=monitor)
     print(f"run directory: {result.run_dir}")
-    if a.monitor:
-        print(f"training health report: {result.run_dir / 'report.html'}")
+    if monitor is not None and monitor.monitor is not None:  # closed-form models have no training to judge
+        _print_health(monitor.findings, result.run_dir / "report.html")
+        return exit_code(monitor.findings)
     return 0
+
+
+def _threads(requested: int | None) -> None:
+    """PyTorch's CPU threads: the user's choice, else fitted to the machine's load (said when fewer)."""
+    _, note = fit_threads(requested)
+    if note:
+        logger.info(note)
 
 
 def add_eval(p: argparse.ArgumentParser) -> None:
@@ -372,7 +425,8 @@ def cmd_models(a: argparse.Namespace) -> int:
         count = n_params(create_model(model_config(name, vocab_size=a.vocab_size, block_size=a.block_size)))
         print(f"\n{name}: {count:,} parameters. {spec.description}")
         print(f"  sizes:    {flags(spec.defaults) or '(none)'}")
-        train = {k: spec.train.get(k, getattr(TrainConfig, k)) for k in _TRAIN_SHOWN}
+        resolved = run_config(name).train  # what `makemore train --model NAME` trains with
+        train = {k: getattr(resolved, k) for k in _TRAIN_SHOWN}
         print(f"  training: {flags(train) if count else 'fitted in closed form (counts), no optimizer'}")
     return 0
 
@@ -422,18 +476,26 @@ def add_doctor(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("doctor")
     g.add_argument("--every", type=_at_least_one, default=None, help="steps between full recordings (default: steps/40)")
     g.add_argument("--window", type=_at_least_one, default=5, help="recordings a dead-unit window spans")
-    g.add_argument("--report", default="doctor-report.html", help="where to write the HTML report")
+    g.add_argument("--report", default=None,
+                   help="where to write the HTML report (default: doctor-report.html, numbered -2, -3, ... "
+                        "when that exists; an existing --report file is refused unless --overwrite)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --report file")
+    g.add_argument("--threads", type=_at_least_one, default=None,
+                   help="CPU threads (default: the cores the machine's load leaves free)")
+    p.epilog = EXIT_CODES
     g.add_argument("--records", default=None, help="also save the recorded numbers as JSON here (for `makemore report`)")
     g.add_argument("--json", action="store_true", help="print the findings as a JSON list")
 
 
 def cmd_doctor(a: argparse.Namespace) -> int:
     """Train briefly with the monitor on; exit 0 when healthy, 1 when a warning or error was found."""
-    from .diagnostics.report import exit_code, format_findings, write_report  # matplotlib: an optional dependency
-
+    _require_matplotlib("the doctor")
+    report = report_path(a.report, Path("doctor-report.html"), a.overwrite)
     cfg = run_config_from_args(a, base=DOCTOR_BASE)
+    _threads(cfg.threads)
     result = doctor_run(cfg.data, cfg.model, cfg.train, every=a.every, window=a.window, stream=sys.stderr)
-    write_report(result.records, Path(a.report), result.findings)
+    result.records.meta["command"] = a.command_line
+    write_report(result.records, report, result.findings)
     if a.records:
         result.records.save(a.records)
     if a.json:
@@ -441,20 +503,22 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     else:
         print(f"doctor: {cfg.model.name}, {result.steps} steps{' (stopped: the loss is not finite)' if result.diverged else ''}, "
               f"recorded every {result.records.every} steps")
-        print(format_findings(result.findings))
-        print(f"report: {a.report}")
+        _print_health(result.findings, report)
     return exit_code(result.findings)
 
 
 def add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory trained with --monitor (or a diagnostics JSON file)")
-    p.add_argument("--out", default=None, help="where to write the report (default: RUN_DIR/report.html)")
+    p.add_argument("--out", default=None,
+                   help="where to write the report (default: RUN_DIR/report.html, the run's own report, replaced; "
+                        "an existing --out file is refused unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.epilog = EXIT_CODES
 
 
 def cmd_report(a: argparse.Namespace) -> int:
     """Regenerate the training-health report from the records saved by `train --monitor`."""
-    from .diagnostics.report import exit_code, format_findings, write_report  # matplotlib: an optional dependency
-
+    _require_matplotlib("makemore report")
     src = Path(a.run_dir)
     path = src / RECORDS_FILE if src.is_dir() else src
     if not path.is_file():
@@ -463,13 +527,13 @@ def cmd_report(a: argparse.Namespace) -> int:
         records = Records.load(path)
     except (ValueError, KeyError, TypeError) as e:
         raise MakemoreError(f"{path} is not a readable diagnostics file ({e})") from None
-    out = Path(a.out) if a.out else path.parent / REPORT_FILE
+    out = report_path(a.out, path.parent / REPORT_FILE, a.overwrite, "--out") if a.out else path.parent / REPORT_FILE
+    replaced = " (replaced the previous one)" if out.exists() else ""
     findings = run_checks(records)
     if is_makemore_run(records):
         findings = with_flags(findings)
     write_report(records, out, findings)
-    print(format_findings(findings))
-    print(f"report: {out}")
+    _print_health(findings, out, replaced)
     return exit_code(findings)
 
 
@@ -493,6 +557,7 @@ def add_lab(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_lab(a: argparse.Namespace) -> int:
+    _require_matplotlib("makemore lab")
     from .lab import EXPERIMENTS, LabSettings, get_experiment, run_experiment  # matplotlib, optional
 
     if a.list:

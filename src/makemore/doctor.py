@@ -47,6 +47,7 @@ class MonitorCallback:
         self.stop_on_nonfinite = stop_on_nonfinite
         self.meta = meta or {}
         self.monitor: Monitor | None = None
+        self.findings: list[Finding] = []  # set by finish(): what the report shows
 
     def on_train_start(self, trainer: Any) -> None:
         if trainer.optimizer is None:  # fitted in closed form (counts): no steps to watch
@@ -82,8 +83,9 @@ class MonitorCallback:
         if self.out_dir is not None:
             from .diagnostics.report import write_report
 
+            self.findings = with_flags(run_checks(records))
             records.save(self.out_dir / RECORDS_FILE)
-            write_report(records, self.out_dir / REPORT_FILE, with_flags(run_checks(records)))
+            write_report(records, self.out_dir / REPORT_FILE, self.findings)
         return records
 
 
