@@ -112,6 +112,7 @@ def test_threads_fitted_to_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     try:
         monkeypatch.setattr(os, "cpu_count", lambda: 8)
         torch.set_num_threads(8)
@@ -125,5 +126,8 @@ def test_threads_fitted_to_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
         assert fit_threads() == (8, None) and torch.get_num_threads() == 8  # idle: PyTorch's default
         assert fit_threads(3) == (3, None) and torch.get_num_threads() == 3  # the user's choice wins
+        monkeypatch.setattr(os, "getloadavg", lambda: (6.2, 6.0, 6.0))
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert fit_threads() == (3, None)  # so does OMP_NUM_THREADS
     finally:
         torch.set_num_threads(before)

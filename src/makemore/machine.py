@@ -22,13 +22,15 @@ def _load() -> float | None:
 
 
 def fit_threads(requested: int | None = None) -> tuple[int, str | None]:
-    """Set PyTorch's CPU threads: `requested`, else the cores the 1-minute load average leaves
-    free (at least 1, at most PyTorch's default). Returns the count and a note when it chose fewer
-    than the default."""
+    """Set PyTorch's CPU threads: `requested`, else (unless OMP_NUM_THREADS chose them) the cores
+    the 1-minute load average leaves free, at least 1 and at most PyTorch's default. Returns the
+    count and a note when it chose fewer than the default."""
     default = torch.get_num_threads()
     if requested is not None:
         torch.set_num_threads(requested)
         return requested, None
+    if os.environ.get("OMP_NUM_THREADS"):  # chosen already (by the user, or torchrun's one per process)
+        return default, None
     cores, load = os.cpu_count() or 1, _load()
     if load is None:
         return default, None
