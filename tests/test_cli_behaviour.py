@@ -126,3 +126,21 @@ def test_without_matplotlib_the_report_commands_say_so(names_file: Path, tmp_pat
     rc = main(["doctor", str(names_file), "--model", "bigram", "--steps", "3", "--report", str(tmp_path / "r.html")])
     err = capsys.readouterr().err
     assert rc == 2 and "pip install 'makemore[plots]'" in err and not (tmp_path / "r.html").exists()
+
+
+def test_zero_steps_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--steps", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --steps: must be at least 1, got 0" in err and "Traceback" not in err
+
+
+def test_help_shows_the_real_defaults_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--help"]) == 0
+    doctor = " ".join(capsys.readouterr().out.split())
+    assert "run ends on time only) (default: 300)" in doctor  # what the doctor runs, not train's 3000
+    assert main(["train", "--help"]) == 0
+    train = " ".join(capsys.readouterr().out.split())
+    assert "(default: 0.5)" in train and "(0.5,)" not in train
+    assert "auto, cpu, cuda or mps" in train
+    assert main(["sample", "--help"]) == 0
+    assert "0: greedy" in capsys.readouterr().out

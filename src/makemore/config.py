@@ -82,7 +82,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int | None = option(3000, "optimizer steps (none: with --time alone, the run ends on time only)", min=0)
+    steps: int | None = option(3000, "optimizer steps (none: with --time alone, the run ends on time only)", min=1)
     time: float | None = option(None, "train for this many seconds (with --steps: whichever comes first)")
     batch_size: int = option(32, "items (or examples, see --batches) per step", min=1)
     # items: whole lines, every position a target; examples: the lectures' independent
