@@ -81,14 +81,16 @@ model = tanh_mlp(saturated=True)
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 mon = Monitor(model, opt, every=10)
 live = LiveView(widget=False)
-train_steps(model, opt, 40, lambda loss: (mon.step(loss), live.update(mon)))""",
+train_steps(model, opt, 40, lambda loss: (mon.step(loss), live.update(mon)))
+live.update(mon, final=True)""",
     "mon",
     # the same with the ipywidgets view
     """model = tanh_mlp(saturated=True)
 opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 mon2 = Monitor(model, opt, every=10)
 live2 = LiveView(widget=True)
-train_steps(model, opt, 20, lambda loss: (mon2.step(loss), live2.update(mon2)))""",
+train_steps(model, opt, 20, lambda loss: (mon2.step(loss), live2.update(mon2)))
+live2.update(mon2, final=True)""",
 ]
 
 
@@ -98,14 +100,30 @@ def test_notebook_kernel_shows_the_finding_live_and_inline() -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK_CELLS])
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True).execute()
     live, inline, widget = (cell.outputs for cell in nb.cells)
-    # the live view is one display, redrawn in place: the last drawing (step 30) is what it shows
+    # the live view is one display, redrawn in place: the last drawing (the end) is what it shows
     shown = [o for o in live if o.output_type == "display_data"]
     assert len(shown) == 1, live
     html = shown[0].data["text/html"]
-    assert "act.saturated" in html and "step 30" in html and "<polyline" in html
+    assert "act.saturated" in html and "recording at step 30" in html and "at step 39" in html and "<polyline" in html
     assert inline[0].output_type == "execute_result" and "act.saturated" in inline[0].data["text/html"]
     # the widget's last value is kept in the notebook's widget state
     assert widget[0].data.get("application/vnd.jupyter.widget-view+json"), widget
     state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
     values = [s["state"].get("value", "") for s in state.values() if s["model_name"] == "HTMLModel"]
     assert any("act.saturated" in v and "step 10" in v for v in values), values
+
+
+def test_live_loss_curve_stays_small_on_a_long_run() -> None:
+    """200,000 steps draw as at most 400 vertices per line, each a block mean of the losses."""
+    from makemore.diagnostics import Records
+
+    losses = [3.0 / (1 + i / 1000) for i in range(200_000)]
+    svg = notebook.loss_svg(Records(every=250, window=5, n_classes=27, first_step=0, losses=losses))
+    lines = re.findall(r'points="([^"]*)"', svg)
+    assert len(lines) == 3 and all(len(pts.split()) <= 400 for pts in lines)
+    assert "loss 0.015 at step 199999" in svg
+    # without the ln(V) guide the falling loss starts at the top left; the last vertex (the last
+    # block's mean) sits at the bottom right
+    svg = notebook.loss_svg(Records(every=250, window=5, n_classes=None, first_step=0, losses=losses))
+    faint = re.findall(r'points="([^"]*)"', svg)[0].split()
+    assert faint[0] == "4.0,4.0" and faint[-1] == "636.0,176.0"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import math
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,12 +146,36 @@ class Update:
     new: list[Finding] = field(default_factory=list)  # findings whose (code, where) is new since the last update
 
 
+class Budget:
+    """Keeps a repeated piece of work to a share of the time: `due()` says whether it may run now,
+    given that the last run took `d` seconds and may take no more than `share` of the time since."""
+
+    def __init__(self, share: float = 0.01) -> None:
+        self.share = share
+        self._next = 0.0  # time.perf_counter() from which the work may run again
+
+    def due(self) -> bool:
+        return time.perf_counter() >= self._next
+
+    def spent(self, started: float) -> None:
+        """The work that started at `started` (a time.perf_counter()) has just ended."""
+        now = time.perf_counter()
+        self._next = now + (now - started) / self.share
+
+
 class Watch:
     """Follows a Monitor: after `monitor.step(...)`, `poll()` returns an Update when a recording
-    step was collected since the last poll (and None otherwise, at the cost of one comparison)."""
+    step was collected since the last poll (and None otherwise, at the cost of one comparison).
 
-    def __init__(self, monitor: Monitor) -> None:
+    The checks read every loss so far, so their cost grows with the run; they run at a recording
+    step unless the last time they ran took more than `check_share` of the time since (the first
+    recording and the end of the run are always checked). Until then an Update carries the last
+    findings.
+    """
+
+    def __init__(self, monitor: Monitor, check_share: float = 0.01) -> None:
         self.monitor = monitor
+        self.budget = Budget(check_share)
         self.seen = 0
         self.known: set[tuple[str, str]] = set()
         self.findings: list[Finding] = []
@@ -164,12 +189,16 @@ class Watch:
             return None
         new_idx = range(self.seen, n)
         self.seen = n
-        self.findings = run_checks(self.monitor.flush())
-        new = [f for f in self.findings if (f.code, f.where) not in self.known]
-        self.known |= {(f.code, f.where) for f in self.findings}
+        new: list[Finding] = []
+        if final or self.budget.due():
+            t0 = time.perf_counter()
+            self.findings = run_checks(self.monitor.flush())
+            self.budget.spent(t0)
+            new = [f for f in self.findings if (f.code, f.where) not in self.known]
+            self.known |= {(f.code, f.where) for f in self.findings}
         return Update(records.steps[-1].step, [records.steps[i] for i in new_idx],
                       [record_scalars(records, i) for i in new_idx], self.findings, new)
 
 
 __all__ = ["require", "severity_level", "dead_fraction", "record_scalars", "finding_scalars", "findings_text",
-           "check_stop_on", "stop_reason", "finish_run", "Update", "Watch", "PREFIX", "GUIDE_LOG10", "REPORT_FILE"]
+           "check_stop_on", "stop_reason", "finish_run", "Update", "Budget", "Watch", "PREFIX", "GUIDE_LOG10", "REPORT_FILE"]

@@ -21,6 +21,7 @@ import html
 import math
 import re
 import sys
+import time
 from typing import IO, Any
 
 from ..checks import Finding, moving_average, run_checks
@@ -28,7 +29,7 @@ from ..monitor import Monitor
 from ..plots import pictures
 from ..records import Records
 from ..report import _CSS, _finding_html, render_report
-from .common import Update, Watch
+from .common import Budget, Update, Watch
 
 SCOPE = "mm-doctor"  # class of the element the inline HTML lives in
 
@@ -82,9 +83,16 @@ def monitor_html(monitor: Monitor) -> str:
 
 
 def loss_svg(records: Records, width: int = 640, height: int = 180, points: int = 400) -> str:
-    """The loss so far as a small inline SVG (log scale): each step faint, the moving average
-    solid, ln(classes) dotted. Drawn by hand, not by matplotlib: it is redrawn while training runs."""
-    pts = [(records.first_step + i, math.log10(x)) for i, x in enumerate(records.losses) if math.isfinite(x) and x > 0]
+    """The loss so far as a small inline SVG (log scale): the loss faint (block means once there
+    are more than `points` steps), its moving average solid, ln(classes) dotted. Drawn by hand,
+    not by matplotlib, and in time that hardly grows with the run: it is redrawn while training runs."""
+    losses, first = records.losses, records.first_step
+    block = max(1, -(-len(losses) // points))  # steps per vertex
+    pts = []  # (step, log10 of the block's mean loss), finite blocks only
+    for i in range(0, len(losses), block):
+        m = sum(losses[i : i + block]) / len(losses[i : i + block])
+        if math.isfinite(m) and m > 0:
+            pts.append((first + min(i + block, len(losses)) - 1, math.log10(m)))
     if not pts:
         return "<p class=meta>no finite loss yet</p>"
     w = max(5, len(pts) // 20)
@@ -95,9 +103,8 @@ def loss_svg(records: Records, width: int = 640, height: int = 180, points: int 
     pad = 4
 
     def line(series: list[tuple[int, float]], style: str) -> str:
-        step = max(1, len(series) // points)  # at most `points` vertices
         xy = " ".join(f"{pad + (x - x0) / (x1 - x0) * (width - 2 * pad):.1f},"
-                      f"{pad + (y1 - y) / (y1 - y0) * (height - 2 * pad):.1f}" for x, y in series[::step] + series[-1:])
+                      f"{pad + (y1 - y) / (y1 - y0) * (height - 2 * pad):.1f}" for x, y in series)
         return f'<polyline fill="none" points="{xy}" {style}/>'
 
     out = [line(pts, 'stroke="#1f77b4" stroke-opacity="0.3"')]
@@ -105,7 +112,7 @@ def loss_svg(records: Records, width: int = 640, height: int = 180, points: int 
         out.append(line(smooth, 'stroke="#1f77b4" stroke-width="2"'))
     if guide is not None:
         out.append(line([(x0, guide), (x1, guide)], 'stroke="#000" stroke-dasharray="2,3"'))
-    label = (f"loss {10 ** pts[-1][1]:.3f} at step {pts[-1][0]} (log scale, {10 ** y0:.3g} to {10 ** y1:.3g})"
+    label = (f"loss {losses[-1]:.3f} at step {first + len(losses) - 1} (log scale, {10 ** y0:.3g} to {10 ** y1:.3g})"
              + (f"; dotted: ln {records.n_classes}" if guide is not None else ""))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
             f'style="width:100%;max-width:{width}px;background:#fff" role="img" aria-label="training loss">'
@@ -132,13 +139,16 @@ class LiveView:
         widget: draw into an `ipywidgets.HTML` (True), into an updated display handle (False), or
             the widget when ipywidgets is installed (None).
         stream: outside a notebook kernel, new findings are written here as text lines (default stderr).
+        draw_share: a redraw is skipped while the last one took more than this share of the time
+            since (on a long run the curve and the checks cost more; the end is always drawn).
     """
 
-    def __init__(self, widget: bool | None = None, stream: IO[str] | None = None) -> None:
+    def __init__(self, widget: bool | None = None, stream: IO[str] | None = None, draw_share: float = 0.01) -> None:
         self.widget_wanted = widget
         self.stream = stream
         self.watch: Watch | None = None
         self._out: Any = None   # the ipywidgets.HTML or the display handle, once shown
+        self.budget = Budget(draw_share)
         self.last: Update | None = None
 
     def update(self, monitor: Monitor, final: bool = False) -> Update | None:
@@ -149,7 +159,10 @@ class LiveView:
         up = self.watch.poll(final=final)
         if up is not None:
             self.last = up
-            self._draw(monitor.records, up)
+            if final or self.budget.due():
+                t0 = time.perf_counter()
+                self._draw(monitor.records, up)
+                self.budget.spent(t0)
         return up
 
     def _draw(self, records: Records, up: Update) -> None:
