@@ -14,7 +14,7 @@ import torch
 from integrations_fixtures import Tokens, data, fast_report, lightning_module, tanh_mlp, tiny_gpt2
 from makemore.diagnostics.integrations import notebook
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "doctor-integrations.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "doctor.md"
 SECTION = "## Integrations"
 
 
