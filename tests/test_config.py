@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from makemore.cli import build_parser, main, run_config_from_args
-from makemore.config import PRESETS, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from makemore.config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig, from_dict, to_dict
 from makemore.errors import MakemoreError
 from makemore.models import MODELS, create_model, get_spec, model_config, model_names
 from makemore.options import MODEL_OPTIONS, RunConfig, run_config, train_config
@@ -73,6 +73,10 @@ def test_every_config_field_is_an_option_with_its_help(capsys) -> None:
     # defaults as a user would type them, never as Python reprs
     assert "default: 0.5)" in text and "(0.5,)" not in text
     assert "--split-seed" in text and "--no-norm" in text
+    assert main(["sample", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(SampleConfig):
+        assert " ".join(f.metadata["help"].split()) in text, f.name
 
 
 # --- every option is honoured or refused, per family ------------------------------------------------

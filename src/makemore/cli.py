@@ -25,7 +25,7 @@ import torch
 
 from . import __version__
 from .batchnorm import format_calibration
-from .config import PRESETS, DataConfig, ModelConfig, TrainConfig, parse_split
+from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig, parse_split
 from .callbacks import MonitorTensorBoard, StopAtValLoss
 from .diagnostics.checks import run_checks
 from .diagnostics.monitor import DEFAULT_EVERY
@@ -77,7 +77,7 @@ class HELP_FMT(argparse.ArgumentDefaultsHelpFormatter):
     """Shows '(default: X)' for options that have a real default."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        if action.default is None or action.default is False or action.default == "" or action.default is argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action)
 
@@ -382,18 +382,18 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 def add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory made by `makemore train`")
-    p.add_argument("-n", type=int, default=10, help="how many items")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (<1: safer, >1: wilder, 0: greedy, the most likely character each time)")
-    p.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely characters")
-    p.add_argument("--prefix", default="", help="start every item with this text")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same items")
+    hints = typing.get_type_hints(SampleConfig)
+    for f in dataclasses.fields(SampleConfig):  # -n, --temperature, --top-k, --prefix, --seed
+        flag = "-n" if f.name == "n" else f"--{f.name.replace('_', '-')}"
+        p.add_argument(flag, dest=f.name, default=f.default, help=f.metadata["help"], **_field_kwargs(f, hints[f.name]))
     p.add_argument("--json", action="store_true", help="print a JSON list of {item, in}")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers instead of folding them into the linear layers")
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
-    rows = sample_run(a.run_dir, a.n, a.temperature, a.top_k, a.prefix, a.seed, a.device, fold=not a.no_fold)
+    cfg = SampleConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(SampleConfig)})
+    rows = sample_run(a.run_dir, cfg.n, cfg.temperature, cfg.top_k, cfg.prefix, cfg.seed, a.device, fold=not a.no_fold)
     if a.json:
         print(json.dumps(rows, ensure_ascii=False))
     else:

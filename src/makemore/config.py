@@ -113,11 +113,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    n: int = 10
-    temperature: float = 1.0
-    top_k: int | None = None
-    prefix: str = ""
-    seed: int = 0
+    n: int = option(10, "how many items", flag="n", min=1)
+    temperature: float = option(1.0, "softmax temperature (<1: safer, >1: wilder, 0: greedy, the most likely character each time)")
+    top_k: int | None = option(None, "sample only from the k most likely characters", min=1)
+    prefix: str = option("", "start every item with this text")
+    seed: int = option(0, "same seed, same items")
 
 
 # `--preset NAME`: settings applied over the family's defaults and under the options given.
