@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "makemore"
@@ -92,3 +94,20 @@ def test_the_graph_sees_relative_and_absolute_imports() -> None:
 def test_the_package_has_no_import_cycles() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_command_line_needs_no_optional_dependency() -> None:
+    """`import makemore` and the command line work where no extra is installed (matplotlib, ...)."""
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in {'matplotlib', 'IPython', 'ipywidgets', 'tensorboard', 'lightning', 'transformers'}:\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import makemore\n"
+        "from makemore.cli import main\n"
+        "assert main(['train', '--help']) == 0\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
