@@ -76,3 +76,20 @@ def test_library_example_gives_the_command_lines_run(monkeypatch, tmp_path, caps
 @pytest.mark.parametrize("page", sorted((README.parent / "docs").glob("*.md")), ids=lambda p: p.name)
 def test_docs_pages_are_linked_from_the_readme(page: Path) -> None:
     assert f"docs/{page.name}" in README.read_text(encoding="utf-8")
+
+
+def test_the_options_table_of_docs_models_matches_the_registry() -> None:
+    from makemore.models import MODELS
+    from makemore.options import MODEL_OPTIONS
+
+    text = (README.parent / "docs" / "models.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.split("## The options each family uses")[1].split("\n## ")[0].splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            for name in re.findall(r"`([\w-]+)`", cells[0]):
+                rows[name] = set(re.findall(r"--[\w-]+", cells[1].split("(")[0]))
+    assert set(rows) == {s.name for s in MODELS}
+    for spec in MODELS:
+        said = rows[spec.name] | ({"--loss"} if "loss" in spec.reads else set())
+        assert said == {f"--{o.replace('_', '-')}" for o in spec.reads if o in MODEL_OPTIONS}, spec.name
