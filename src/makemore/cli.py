@@ -239,7 +239,8 @@ def run_config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = No
 
 
 # what `train --monitor`, `doctor` and `report` exit with (their --help shows it too)
-EXIT_CODES = ("exit status: 0 healthy (notes only); 1 a training-health check found a warning or an error; "
+EXIT_CODES = ("exit status: 0 no error found (warnings and notes are printed); 1 a training-health check found an "
+              "error; "
               "2 bad input (one sentence on stderr); 130 interrupted")
 
 
@@ -286,12 +287,13 @@ def add_train(p: argparse.ArgumentParser) -> None:
     g.add_argument("--samples", type=int, default=10, help="items to sample at the end")
     g.add_argument("--monitor", action="store_true",
                    help="record training health; prints the findings, writes report.html into the run directory "
-                        "and exits with 1 when a finding is a warning or an error")
+                        "and exits with 1 when a finding is an error")
     g.add_argument("--monitor-every", type=_at_least_one, default=None,
                    help="steps between full recordings (default 250); implies --monitor (under torchrun, whose "
                         "own --monitor-interval takes --monitor for itself, write --monitor-every N)")
     add_speed_options(p)
-    p.epilog = EXIT_CODES.replace("0 healthy", "0 done (with --monitor: healthy)").replace("1 a", "1 with --monitor, a")
+    p.epilog = ("exit status: 0 done; 1 with --monitor, a training-health check found an error (warnings and notes "
+                "are printed); 2 bad input (one sentence on stderr); 130 interrupted")
 
 
 def add_speed_options(p: argparse.ArgumentParser) -> None:
@@ -488,7 +490,7 @@ def add_doctor(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_doctor(a: argparse.Namespace) -> int:
-    """Train briefly with the monitor on; exit 0 when healthy, 1 when a warning or error was found."""
+    """Train briefly with the monitor on; exit 1 when a finding is an error, else 0."""
     _require_matplotlib("the doctor")
     report = report_path(a.report, Path("doctor-report.html"), a.overwrite)
     cfg = run_config_from_args(a, base=DOCTOR_BASE)
@@ -601,8 +603,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; the exit code: 0 done, 1 a training-health check found a warning or an
-    error (doctor, report, train --monitor), 2 bad input (one sentence on stderr), 130 interrupted."""
+    """Run the command line; the exit code: 0 done, 1 a training-health check found an error (doctor,
+    report, train --monitor), 2 bad input (one sentence on stderr), 130 interrupted."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

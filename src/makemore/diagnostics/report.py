@@ -60,8 +60,9 @@ def format_findings(findings: Sequence[Finding]) -> str:
 
 
 def exit_code(findings: Sequence[Finding]) -> int:
-    """The exit code of the commands that judge a run: 1 when a finding is a warning or an error, else 0."""
-    return 1 if any(f.severity != "info" for f in findings) else 0
+    """The exit code of the commands that judge a run: 1 when a finding is an error, else 0 (a
+    warning is printed but does not fail a run, e.g. a training script's)."""
+    return 1 if any(f.severity == "error" for f in findings) else 0
 
 
 def _anchor_for(f: Finding, figures: Sequence[Picture]) -> Picture | None:
