@@ -5,8 +5,8 @@ first with an empty encoding cache and then with the cache the first run left, a
 
     start-up     seconds from launching the process to the end of the first training step
                  (Python and PyTorch imports, reading or memory-mapping the data, building the model);
-                 "- imports" is the cached start-up less the time that process spent importing
-                 modules (Python's -X importtime), which no cache can shorten
+                 "- imports": less the time that process spent importing modules (Python's
+                 -X importtime), which no cache can shorten and a busy machine stretches
     steps/s      optimizer steps per second of training time (summary.json)
     final eval   seconds of the exact end-of-run evaluation (val and test whole, train on a sample)
     outside      share of the process's wall-clock time spent outside training steps
@@ -16,11 +16,14 @@ Sources: `synthetic` (seeded random lowercase lines of 3-12 letters) and `words`
 word lists web2 + gcide from the `english-words` PyPI package (a benchmark-only dependency:
 `pip install english-words`), repeated in a seeded order up to the wanted size.
 
-    .venv/bin/python bench/scale.py                                    # 10k..1M, both sources
-    .venv/bin/python bench/scale.py --sizes 10M --sources synthetic    # the big one
-    .venv/bin/python bench/scale.py --sizes 1M --steps 0               # makemore's default options
+    .venv/bin/python bench/scale.py --threads 1                        # 10k..1M, both sources, 500 steps
+    .venv/bin/python bench/scale.py --sizes 10M --sources synthetic --steps 200 --first-only --threads 1
+    .venv/bin/python bench/scale.py --sizes 1M --sources words --steps 0 --first-only --threads 1
+                                                                       # makemore's default options
 
-Times depend on the machine and on what else runs on it; the table prints both.
+Times depend on the machine and on what else runs on it; the table prints the load average.
+On a machine busier than it has cores, more than one PyTorch thread per process slows every
+step down many times over, hence --threads 1.
 """
 
 from __future__ import annotations
@@ -160,7 +163,7 @@ def main() -> None:
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"# makemore train FILE --model {a.model} {'--steps ' + str(a.steps) if a.steps else '(default steps)'} "
           f"{'--threads ' + str(a.threads) + ' ' if a.threads else ''}--samples 0 --device cpu; first run with an empty cache, then cached")
-    head = (f"{'source':<10} {'lines':>10} {'MB':>6} {'start-up s':>11} {'cached s':>9} {'- imports':>9} {'steps/s':>8} "
+    head = (f"{'source':<10} {'lines':>10} {'MB':>6} {'start-up s':>11} {'- imports':>9} {'cached s':>9} {'- imports':>9} {'steps/s':>8} "
             f"{'final eval s':>13} {'outside %':>10} {'peak RSS MB':>12} {'cached RSS':>11}")
     print(head)
     rows = []
@@ -170,7 +173,8 @@ def main() -> None:
             rows.append(r)
             cached = (f"{r['cached_startup']:>9.1f} {r['cached_startup'] - r['cached_imports']:>9.1f}" if "cached_startup" in r
                       else f"{'-':>9} {'-':>9}")
-            print(f"{source:<10} {r['lines']:>10,} {r['mbytes']:>6.1f} {r['first_startup']:>11.1f} {cached} "
+            print(f"{source:<10} {r['lines']:>10,} {r['mbytes']:>6.1f} {r['first_startup']:>11.1f} "
+                  f"{r['first_startup'] - r['first_imports']:>9.1f} {cached} "
                   f"{r['steps_per_s']:>8.1f} {r['final_eval']:>13.1f} {100 * r['outside']:>10.0f} "
                   f"{r['first_rss_mb']:>12.0f} {r.get('cached_rss_mb', float('nan')):>11.0f}", flush=True)
     print(f"# load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
