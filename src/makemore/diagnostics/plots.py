@@ -347,13 +347,22 @@ def histograms_over_time(r: Records, sel: Selection = Selection(), width: float 
         ax.set_title(f"{n} ({kinds.get(n, '?')})", color=NAMED_COLOR if named else "black",
                      fontweight="bold" if named else "normal")
         if named:
-            for sp in ax.spines.values():
-                sp.set_color(NAMED_COLOR)
-                sp.set_linewidth(2.5)
+            _frame(ax)
         ax.set_xlabel("step")
-    legend = [Series(f"{n}{' (named by a finding)' if sel.named(n) else ''}",
-                     NAMED_COLOR if sel.named(n) else "#555555", sel.named(n), style="swatch") for n in chosen]
-    return Chart(fig, legend)
+    return Chart(fig, _swatches(sel, chosen))
+
+
+def _frame(ax) -> None:  # noqa: ANN001
+    """Frame a panel of a named layer in the named colour."""
+    for sp in ax.spines.values():
+        sp.set_color(NAMED_COLOR)
+        sp.set_linewidth(2.5)
+
+
+def _swatches(sel: Selection, names: Sequence[str]) -> list[Series]:
+    """The legend of small multiples: one entry per panel, named ones in the named colour."""
+    return [Series(f"{n}{' (named by a finding)' if sel.named(n) else ''}", NAMED_COLOR if sel.named(n) else "#555555",
+                   sel.named(n), style="swatch") for n in names]
 
 
 def unit_activity(r: Records, name: str) -> list[list[float]]:
@@ -402,12 +411,8 @@ def unit_maps(r: Records, sel: Selection = Selection(), width: float = WIDE) -> 
             else:
                 ax.set_axis_off()
             if named and ax.axison:
-                for sp in ax.spines.values():
-                    sp.set_color(NAMED_COLOR)
-                    sp.set_linewidth(2.5)
-    legend = [Series(f"{n}{' (named by a finding)' if sel.named(n) else ''}",
-                     NAMED_COLOR if sel.named(n) else "#555555", sel.named(n), style="swatch") for n in chosen]
-    return Chart(fig, legend)
+                _frame(ax)
+    return Chart(fig, _swatches(sel, chosen))
 
 
 def activation_caption(r: Records) -> str:
