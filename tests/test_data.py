@@ -275,3 +275,14 @@ def test_bucketed_training_resumes_bit_exactly(names_file, tmp_path):
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     assert a.step == b.step == 20 and a.train_config.buckets == 4
     assert all(torch.equal(a.model_state[k], b.model_state[k]) for k in a.model_state)
+
+
+def test_an_unusable_cache_costs_a_note_not_the_run(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("MAKEMORE_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(data, "CACHE_MIN_BYTES", 0)
+    p = write(tmp_path, ("\n".join(builtin_names()[:100]) + "\n").encode())
+    ds = load_dataset(DataConfig(input=str(p)))
+    assert sum(map(len, ds.splits.values())) + sum(ds.dropped.values()) == 100
+    assert "note: could not cache the encoded input" in capsys.readouterr().err

@@ -554,15 +554,17 @@ def load_dataset(cfg: DataConfig, stream: IO[str] | None = None) -> Dataset:
         except MakemoreError:
             pass  # a damaged entry is rebuilt below
     ds = _read_dataset(cfg, stream)
+    tmp: Path | None = None
     try:  # build beside the entry, then rename: a reader never sees half an entry
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
         save_encoded(ds, tmp)
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(tmp, entry)
-    except OSError as e:
+    except OSError as e:  # a full or read-only cache costs the next run its reading time, nothing else
         (stream or sys.stderr).write(f"note: could not cache the encoded input in {entry.parent} ({e.strerror}); the next run reads it again\n")
-        shutil.rmtree(tmp, ignore_errors=True) if "tmp" in locals() else None
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return ds
 
 
