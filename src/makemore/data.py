@@ -106,7 +106,7 @@ def read_items(path: str | Path, max_len: int = 64, what: str = "input") -> list
 def _read_bytes(p: Path, stream: IO[str] | None) -> bytes:
     size = p.stat().st_size
     chunk = 1 << 24
-    bar = TaskProgress(f"reading {p.name}", size, " bytes", stream)
+    bar = TaskProgress(f"reading {p.name}", size, " byte", stream)
     parts = []
     with p.open("rb") as f:
         while block := f.read(chunk):
@@ -321,7 +321,7 @@ def _encode_stream(items: Sequence[str], vocab: Vocab, drop_unknown: bool) -> tu
     table = np.zeros(0x110000, dtype=np.int32)  # code point -> id, 0 where not in the vocabulary
     table[codes] = np.arange(1, len(codes) + 1, dtype=np.int32)
     parts, all_lengths, dropped = [], [], 0
-    bar = TaskProgress("encoding", len(items), " items")
+    bar = TaskProgress("encoding", len(items), " item")
     for lo in range(0, len(items), _CHUNK_ITEMS):
         chunk = items[lo : lo + _CHUNK_ITEMS]
         lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))  # (c,)

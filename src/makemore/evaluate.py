@@ -6,7 +6,7 @@ makemore); nothing is estimated from a sample of batches. Sums run in float64.
 Items are taken in order of length and batched by positions, not by items: each batch holds
 about `positions` (rows x width) positions of similar-length items, so almost nothing is
 padding, and every batch's activations have about the same, bounded size whatever the split's
-size or longest line (the allocator reuses the same memory instead of mapping fresh pages).
+size or longest line.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int | None = None
     order_t = torch.from_numpy(order).to(split.starts.device)
     total = torch.zeros((), dtype=torch.float64, device=split.tokens.device)
     n_chars = split.n_chars
-    bar = TaskProgress(f"evaluating {desc or 'split'}", sum((e - f) * w for f, e, w in batches), " positions", stream or sys.stderr)
+    bar = TaskProgress(f"evaluating {desc or 'split'}", sum((e - f) * w for f, e, w in batches), " position", stream or sys.stderr)
     try:
         for first, end, width in batches:
             x, y = split.batch(order_t[first:end], width)  # (rows, width) each
