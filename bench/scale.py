@@ -22,8 +22,8 @@ word lists web2 + gcide from the `english-words` PyPI package (a benchmark-only 
                                                                        # makemore's default options
 
 Times depend on the machine and on what else runs on it; the table prints the load average.
-On a machine busier than it has cores, more than one PyTorch thread per process slows every
-step down many times over, hence --threads 1.
+On a machine busier than it has cores, several PyTorch threads per process fight over the
+cores (bench/threads.py), hence --threads 1.
 """
 
 from __future__ import annotations
