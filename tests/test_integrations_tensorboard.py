@@ -32,7 +32,7 @@ def test_plain_loop_writes_records_histograms_and_findings(tmp_path: Path) -> No
     model = tanh_mlp(saturated=True)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     mon = Monitor(model, opt, every=10)
-    tb = TensorBoardWriter(tmp_path)
+    tb = TensorBoardWriter(tmp_path, loss_every=10)
     train_steps(model, opt, 35, lambda loss: (mon.step(loss), tb.update(mon)))
     tb.update(mon, final=True)
     tb.close()

@@ -66,7 +66,7 @@ class TensorBoardWriter:
             (at the block's last step); 0 for none.
     """
 
-    def __init__(self, logdir: str | Path | None = None, writer: Any = None, loss_every: int = 10) -> None:
+    def __init__(self, logdir: str | Path | None = None, writer: Any = None, loss_every: int = 50) -> None:
         if (logdir is None) == (writer is None):
             raise ValueError("give either logdir or writer")
         self.writer = writer if writer is not None else SummaryWriter(str(logdir))
