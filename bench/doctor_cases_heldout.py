@@ -562,10 +562,146 @@ def regression_tanh_init_std_1(steps: int, seed: int) -> Records:
 
 
 # ---------------------------------------------------------------------------------------------
+# second round (added when six cases above moved to the tuning set, see CASES): LeNet-5 with SGD,
+# a Transformer encoder over signal patches, an old-style sigmoid MLP, a Huber-loss regression
+
+
+class LeNet5(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * 2 * 2, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)     # (B, 6, 8, 8)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)     # (B, 16, 2, 2)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def _lenet(steps: int, seed: int, lr: float = 0.01) -> Records:
+    torch.manual_seed(seed)
+    net = LeNet5()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    draw = digit_batches(32, seed + 7)
+    mon = monitor(net, optimizer, steps)
+    for _ in range(steps):
+        inputs, labels = draw()
+        optimizer.zero_grad()
+        loss = criterion(net(inputs), labels)
+        loss.backward()
+        optimizer.step()
+        mon.step(loss.item())
+    return mon.close()
+
+
+def lenet_sgd(steps: int, seed: int) -> Records:
+    return _lenet(steps, seed)
+
+
+def lenet_sgd_lr_too_high(steps: int, seed: int) -> Records:
+    return _lenet(steps, seed, lr=2.0)
+
+
+class PatchTransformer(nn.Module):
+    """A signal cut into patches of 8 samples, a pre-LayerNorm Transformer encoder, mean pooling."""
+
+    def __init__(self, d: int = 48) -> None:
+        super().__init__()
+        self.patch = nn.Linear(8, d)
+        self.pos = nn.Parameter(torch.zeros(1, 8, d))
+        layer = nn.TransformerEncoderLayer(d, 4, 2 * d, dropout=0.1, activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(d, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.patch(x.view(x.size(0), 8, 8)) + self.pos   # (B, 8 patches, d)
+        return self.head(self.encoder(h).mean(1))
+
+
+def _patch_transformer(steps: int, seed: int, lr: float = 1e-3) -> Records:
+    torch.manual_seed(seed)
+    model = PatchTransformer()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20))
+    draw = signal_batches(32, seed + 3)
+    mon = monitor(model, opt, steps)
+    for _ in range(steps):
+        x, y = draw()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        mon.step(loss)
+    return mon.close()
+
+
+def transformer_encoder_adamw(steps: int, seed: int) -> Records:
+    return _patch_transformer(steps, seed)
+
+
+def transformer_encoder_lr_typo(steps: int, seed: int) -> Records:
+    return _patch_transformer(steps, seed, lr=1e-6)  # 1e-6 typed for 1e-3
+
+
+class SigmoidMLP(nn.Module):
+    """An MLP of the 1990s: sigmoid hidden units, weights drawn N(0, 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.out = nn.Linear(256, 64), nn.Linear(64, 10)
+        nn.init.normal_(self.hidden.weight, std=2.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(torch.sigmoid(self.hidden(x.flatten(1))))
+
+
+def sigmoid_mlp_init_too_large(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = SigmoidMLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    draw = digit_batches(64, seed + 5)
+    mon = monitor(model, opt, steps)
+    for _ in range(steps):
+        x, y = draw()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.step(loss)
+    return mon.close()
+
+
+def huber_regression_silu(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 3))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    draw = regression_batches(64, seed + 11)
+    mon = monitor(model, opt, steps)
+    for _ in range(steps):
+        x, y = draw()
+        loss = F.smooth_l1_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        mon.step(loss)
+    return mon.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Moved to doctor_cases_tuning.py after the first held-out run, because the checks changed for
+# them (gradient depth ratios between layers of different sizes, loss spikes of regression losses,
+# BatchNorm statistics of a diverging net): the pytorch-examples 2-d CNN (healthy and lr 200), the
+# 1-d CNN that forgot zero_grad, the ResNet at lr 8, and both torch.tanh regressions. The last
+# four cases of the healthy and faulty lists replaced them.
 
 CASES = [
     # healthy
-    Case("cnn2d pytorch-examples, Adadelta + StepLR", cnn2d_adadelta),
     Case("cnn1d F.relu, SGD momentum + clipping", cnn1d_sgd_clip),
     Case("resnet (BasicBlock, BatchNorm), SGD momentum + weight decay", resnet_sgd, steps=150),
     Case("gpt nanoGPT-style, F.gelu, tied, AdamW warm-up + cosine", gpt_adamw_warmup),
@@ -574,13 +710,11 @@ CASES = [
     Case("lecture mlp, manual SGD on p.data (no optimizer)", manual_sgd_mlp),
     Case("gru with gradient accumulation x4, AdamW", gru_grad_accumulation),
     Case("mlp F.silu, autocast + GradScaler", silu_mlp_amp),
-    Case("regression mlp torch.tanh, MSE", regression_mse),
+    Case("lenet-5, SGD momentum", lenet_sgd),
+    Case("transformer encoder (nn.TransformerEncoderLayer, gelu), AdamW + warm-up", transformer_encoder_adamw),
+    Case("regression mlp nn.SiLU, Huber loss, AdamW", huber_regression_silu),
     # faulty
-    Case("cnn2d pytorch-examples, Adadelta lr 200", cnn2d_adadelta_lr_too_high, expect_any=LR_HIGH),
     Case("cnn1d conv2 bias -3: dead channels", cnn1d_dead_channels, expect=("act.dead_units",)),
-    Case("cnn1d forgot optimizer.zero_grad()", cnn1d_forgot_zero_grad, expect_any=LR_HIGH,
-         note="gradients sum over steps: the steps grow until the loss blows up"),
-    Case("resnet SGD lr 8", resnet_lr_too_high, expect_any=LR_HIGH, steps=150),
     Case("resnet conv bias before BatchNorm", resnet_conv_bias_before_bn, expect=("norm.bias_before_batchnorm",), steps=150),
     Case("resnet BatchNorm momentum 0.001 (ported decay)", resnet_bn_momentum_ported, expect=("norm.batch_stats_mismatch",), steps=150),
     Case("gpt AdamW lr 100x too low", gpt_lr_100x_too_low, expect=("update.too_small",)),
@@ -589,5 +723,7 @@ CASES = [
     Case("hf transformers GPT-2, AdamW lr 0.3", hf_gpt2_lr_too_high, expect_any=LR_HIGH),
     Case("lecture mlp, manual SGD lr 1e-4", manual_sgd_lr_far_too_low, expect=("update.too_small",)),
     Case("mlp F.silu, fc2 bias -12: dead units", silu_mlp_amp_dead, expect=("act.dead_units",)),
-    Case("regression mlp torch.tanh, weights N(0, 1)", regression_tanh_init_std_1, expect=("act.saturated",)),
+    Case("lenet-5, SGD lr 2.0", lenet_sgd_lr_too_high, expect_any=LR_HIGH),
+    Case("transformer encoder, AdamW lr 1e-6 (typed for 1e-3)", transformer_encoder_lr_typo, expect=("update.too_small",)),
+    Case("sigmoid mlp, weights N(0, 2)", sigmoid_mlp_init_too_large, expect=("act.saturated",)),
 ]

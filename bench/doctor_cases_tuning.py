@@ -19,6 +19,12 @@ from doctor_cases_common import (
 )
 from makemore.diagnostics import Records
 
+# moved here from the held-out set after its first run (the checks changed for them)
+from doctor_cases_heldout import (  # noqa: E402  (isort: the bench directory is on sys.path)
+    cnn1d_forgot_zero_grad, cnn2d_adadelta, cnn2d_adadelta_lr_too_high, regression_mse, regression_tanh_init_std_1,
+    resnet_lr_too_high,
+)
+
 # ---------------------------------------------------------------------------------------------
 # pytorch/examples mnist/main.py, as written there (sizes for 16 x 16 digits)
 
@@ -339,4 +345,11 @@ CASES = [
     Case("relu rnn (IRNN), recurrent weights 1.3 x identity", irnn_identity_times_1_3, expect=("grad.exploding",)),
     Case("mlp GELU, Adam lr 1.0", gelu_mlp_lr_far_too_high, expect_any=LR_HIGH),
     Case("hf transformers GPT-2, initializer_range 1.0", hf_gpt2_initializer_range_1, expect=("init.loss_too_high",)),
+    # from the held-out set's first run
+    Case("cnn2d pytorch-examples, Adadelta + StepLR", cnn2d_adadelta),
+    Case("regression mlp torch.tanh, MSE", regression_mse),
+    Case("cnn2d pytorch-examples, Adadelta lr 200", cnn2d_adadelta_lr_too_high, expect_any=LR_HIGH),
+    Case("cnn1d forgot optimizer.zero_grad()", cnn1d_forgot_zero_grad, expect_any=LR_HIGH),
+    Case("resnet SGD lr 8", resnet_lr_too_high, expect_any=LR_HIGH, steps=150),
+    Case("regression mlp torch.tanh, weights N(0, 1)", regression_tanh_init_std_1, expect=("act.saturated",)),
 ]
