@@ -106,6 +106,7 @@ class Thresholds:
     # Loss curves are judged on moving averages over 5% of the run (at least 5 steps).
     diverge_abs: float = 0.3            # nats above the best smoothed loss ...
     diverge_rel: float = 0.1            # ... and this fraction of it
+    diverge_rel_regression: float = 0.5  # a regression loss (MSE, Huber, ...): half its value again
     plateau_min_steps: int = 100
     plateau_rel: float = 0.02           # less than 2% improvement from start to end
     # Through time, in a recurrent layer: the per-step gain of the gradient (how much one step of
@@ -275,12 +276,22 @@ def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     )]
 
 
-def _depth_ratio(rec: StepRecord, first: str, last: str) -> float | None:
-    """log10(grad std at the first layer / at the last layer) on one record."""
+def _depth_ratio(rec: StepRecord, first: str, last: str, r: Records | None = None) -> float | None:
+    """log10(gradient at the first layer / at the last layer) on one record: per example, the
+    gradient's norm over the layer's output (std x sqrt(elements)). Layers of different sizes (a
+    convolution's channels x positions, then a dense layer) compare by norm: pooling and striding
+    spread one gradient over fewer elements, not a smaller one."""
     a, b = rec.grads.get(first), rec.grads.get(last)
     if a is None or b is None or not (b.std > 0) or not math.isfinite(a.std) or not math.isfinite(b.std):
         return None
-    return math.log10(a.std / b.std) if a.std > 0 else -math.inf
+    if a.std <= 0:
+        return -math.inf
+    size = 0.0
+    if r is not None:
+        ma, mb, xa, xb = r.module(first), r.module(last), rec.acts.get(first), rec.acts.get(last)
+        if ma and mb and xa and xb and xa.rows > 0 and xb.rows > 0:
+            size = 0.5 * math.log10((xa.rows * ma.units) / (xb.rows * mb.units))
+    return math.log10(a.std / b.std) + size
 
 
 def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
@@ -303,7 +314,7 @@ def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if len(chain) < 2 or not r.steps:
         return out
     first, last = chain[0].name, chain[-1].name
-    ratios = [(s.step, x) for s in steps if (x := _depth_ratio(s, first, last)) is not None]
+    ratios = [(s.step, x) for s in steps if (x := _depth_ratio(s, first, last, r)) is not None]
     if not ratios:
         return out
     init_step, init = ratios[0]
@@ -315,7 +326,7 @@ def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if lo < -t.depth_decades:
         out.append(Finding(
             "grad.vanishing", "error" if lo < -2 * t.depth_decades else "warning", first,
-            f"the gradient reaching {first} is 10^{_fmt(lo)} of the one reaching {last} ({phase(lo_step)}, "
+            f"the gradient reaching {first} is 10^{_fmt(lo)} of the one reaching {last} (norm per example, {phase(lo_step)}, "
             f"{len(chain)} layers); {healthy}",
             "gradients fade on their way to the early layers: use the nonlinearity's gain in the init "
             "(kaiming_normal_, 5/3 for tanh), add BatchNorm/LayerNorm, or residual connections; saturated "
@@ -325,7 +336,7 @@ def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     elif hi > t.depth_decades:
         out.append(Finding(
             "grad.exploding", "error" if hi > 2 * t.depth_decades else "warning", first,
-            f"the gradient reaching {first} is 10^{_fmt(hi)} times the one reaching {last} ({phase(hi_step)}, "
+            f"the gradient reaching {first} is 10^{_fmt(hi)} times the one reaching {last} (norm per example, {phase(hi_step)}, "
             f"{len(chain)} layers); {healthy}",
             "gradients grow geometrically with depth: the init gain is too large; use std = gain/sqrt(fan_in) "
             "with the nonlinearity's gain (kaiming_normal_), add normalization, and clip the gradient norm",
@@ -491,11 +502,14 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     n = len(L)
     if n < 20:
         return []
-    # a spike: the loss climbed well above where it started (too large a step overshot)
+    # a spike: the loss climbed well above where it started (too large a step overshot). A
+    # regression loss has no nats to count in and a noisier start: its margins are relative only
+    regression = r.n_classes == 0
+    abs_m, rel_m = (0.0, t.diverge_rel_regression) if regression else (t.diverge_abs, t.diverge_rel)
     sm5 = moving_average(L, 5)[4:]
     early = sm5[: max(1, len(sm5) // 2)]
     top = max(early)
-    margin0 = max(t.diverge_abs, t.diverge_rel * L[0])
+    margin0 = max(abs_m, rel_m * L[0])
     spike = top > L[0] + margin0
     w = max(5, n // 20)
     sm = moving_average(L, w)[w - 1 :]  # averages of full windows
@@ -510,7 +524,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             "(clip_grad_norm_ to 1.0)",
             step=r.first_step + n - 1,
         )]
-    if end > best + max(t.diverge_abs, t.diverge_rel * best):
+    if end > best + max(abs_m, rel_m * best):
         return [Finding(
             "loss.diverging", "error" if end > start else "warning", "loss",
             f"the loss (moving average over {w} steps) rose from its best {best:.3f} at step {best_step} to {end:.3f} "
@@ -555,7 +569,8 @@ CODES = (
 #   * gradients fading with depth, or through time in the same layer: units that are dead or
 #     saturated from the start (they pass no gradient);
 #   * updates too small: units dead from the start (their weights get no gradient to move by);
-#   * units that die during a run whose steps are far too large: those steps;
+#   * units that die during a run whose steps are far too large, gradients that fade in it after
+#     initialization, BatchNorm running statistics that cannot follow it: those steps;
 #   * a step-0 loss far too high while gradients explode with depth at init: the init gain, which
 #     blows up the forward pass as well.
 _PLATEAU_CAUSES = ("act.dead_units", "act.saturated", "grad.vanishing", "update.too_small")
@@ -580,10 +595,14 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
         if f.code == "loss.plateau":
             return bool(serious & set(_PLATEAU_CAUSES))
         if f.code == "grad.vanishing":
+            if serious & set(_LR_HIGH) and f.step != records.steps[0].step:
+                return True  # appeared as the run diverged, not at initialization
             causes = dead_at_start | saturated_at_start
             return bool(causes) and (f.where not in time_layers or f.where in causes)
         if f.code == "update.too_small":
             return bool(dead_at_start)
+        if f.code == "norm.batch_stats_mismatch":  # running statistics cannot follow a diverging net
+            return bool(serious & set(_LR_HIGH))
         if f.code == "init.loss_too_high":
             return any(g.code == "grad.exploding" and g.step == records.steps[0].step and g.where not in time_layers
                        for g in found)

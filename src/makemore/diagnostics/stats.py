@@ -118,7 +118,8 @@ def param_summary(p: Tensor, bins: int) -> dict[str, Tensor]:
     n = g.numel()
     mean = g.sum() / n
     centered = g - mean
-    out = {"data_std": p.detach().float().std(), "grad_mean": mean,
+    data = p.detach().float()
+    out = {"data_std": data.std() if data.numel() > 1 else data.new_zeros(()), "grad_mean": mean,
            "grad_std": (torch.dot(centered, centered) / max(n - 1, 1)).sqrt(),
            "grad_rms": (torch.dot(g, g) / n).sqrt(), "grad_nonfinite": (~torch.isfinite(mean)).float()}
     if p.dim() >= 2:  # histograms for weight matrices only (the lecture's view)
