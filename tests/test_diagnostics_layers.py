@@ -30,6 +30,13 @@ def test_importing_the_diagnostics_loads_no_app_module() -> None:
     assert all(m == "makemore" or m.startswith("makemore.diagnostics") for m in loaded), loaded
 
 
+def test_a_plain_import_of_the_diagnostics_loads_neither_run_nor_cli() -> None:
+    code = ("import sys, json, makemore.diagnostics\n"
+            "print(json.dumps([m for m in ('makemore.run', 'makemore.cli') if m in sys.modules]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.splitlines()[-1]) == []
+
+
 def test_fix_texts_speak_pytorch_and_the_app_adds_its_flags() -> None:
     from makemore.diagnostics.checks import Finding
     from makemore.doctor import FLAGS, with_flags
