@@ -54,6 +54,15 @@ def test_eval_equals_brute_force(name):
     assert abs(got["perplexity"] - math.exp(got["nll"])) < 1e-9
 
 
+def test_a_diverged_model_has_infinite_perplexity_not_an_error():
+    vocab = Vocab.from_items(ITEMS)
+    model = trained_like_model("mlp", vocab, 9)
+    with torch.no_grad():  # confidently wrong: every logit but the boundary's is far below it
+        model.lm_head.bias.fill_(-1e4)
+        model.lm_head.bias[BOUNDARY] = 1e4
+    got = evaluate_split(model, encode_items(ITEMS, vocab, 9))
+    assert got["nll"] > 700 and got["perplexity"] == math.inf
+
 def test_sampling_is_deterministic_and_batched():
     vocab = Vocab.from_items(ITEMS)
     model = trained_like_model("transformer", vocab, 9).float()

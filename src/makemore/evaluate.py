@@ -78,4 +78,4 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int | None = None
         model.train(was_training)
         bar.close()
     nll = total.item() / max(n_chars, 1)
-    return {"nll": nll, "bpc": nll / math.log(2), "perplexity": math.exp(nll), "n_chars": n_chars, "n_items": len(split)}
+    return {"nll": nll, "bpc": nll / math.log(2), "perplexity": math.exp(nll) if nll < 700 else math.inf, "n_chars": n_chars, "n_items": len(split)}
