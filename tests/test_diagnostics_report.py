@@ -28,15 +28,11 @@ from makemore.diagnostics.records import ModuleInfo
 from makemore.diagnostics.report import render_report, write_report
 
 
-def small_records() -> Records:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 5))
-    with torch.no_grad():
-        model[4].weight.mul_(30)  # a confidently wrong output layer, so there is a finding to show
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
+def train_monitored(model: nn.Module, opt: torch.optim.Optimizer, every: int, steps: int) -> Records:
+    """`steps` steps of 6 -> 5 classification on seeded random data under a Monitor; its records."""
     g = torch.Generator().manual_seed(0)
-    with Monitor(model, opt, every=5) as mon:
-        for _ in range(30):
+    with Monitor(model, opt, every=every) as mon:
+        for _ in range(steps):
             x, y = torch.randn(64, 6, generator=g), torch.randint(0, 5, (64,), generator=g)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
@@ -44,6 +40,14 @@ def small_records() -> Records:
             opt.step()
             mon.step(loss)
     return mon.records
+
+
+def small_records() -> Records:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 5))
+    with torch.no_grad():
+        model[4].weight.mul_(30)  # a confidently wrong output layer, so there is a finding to show
+    return train_monitored(model, torch.optim.Adam(model.parameters(), 1e-2), every=5, steps=30)
 
 
 class Deep(nn.Module):
@@ -72,17 +76,7 @@ class Deep(nn.Module):
 def deep() -> tuple[Records, list[Finding]]:
     torch.manual_seed(0)
     model = Deep()
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    g = torch.Generator().manual_seed(0)
-    with Monitor(model, opt, every=3) as mon:
-        for _ in range(15):
-            x, y = torch.randn(64, 6, generator=g), torch.randint(0, 5, (64,), generator=g)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.step(loss)
-    records = mon.records
+    records = train_monitored(model, torch.optim.AdamW(model.parameters(), 1e-3), every=3, steps=15)
     records.meta["command"] = "makemore doctor --model mlp --steps 24"
     return records, run_checks(records)
 
