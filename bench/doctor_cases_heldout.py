@@ -11,6 +11,7 @@ takes its place (docs/doctor.md says which).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from doctor_cases_common import (
-    LR_HIGH, VOCAB, Case, context_batches, cross_entropy_seq, digit_batches, monitor, regression_batches,
+    LR_HIGH, VOCAB, Case, context_batches, cross_entropy_seq, digit_batches, encode, monitor, names, regression_batches,
     sequence_batches, signal_batches, stream_batches,
 )
 from makemore.diagnostics import Records
@@ -694,11 +695,567 @@ def huber_regression_silu(steps: int, seed: int) -> Records:
 
 
 # ---------------------------------------------------------------------------------------------
+# third round (added when four cases above moved to the tuning set, see CASES): torchvision's
+# MobileNetV2, timm's MLP-Mixer and ViT, Hugging Face BERT and Llama from tiny configs, the
+# PyTorch tutorials' name classifier, locuslab's TCN with weight norm, a convolutional
+# autoencoder, pytorch/examples' VAE, a fastai-style tabular MLP with one-cycle, a 1990s deep
+# sigmoid MLP
+
+
+def name_class_batches(batch: int, seed: int, max_len: int = 12) -> Callable[[], tuple[Tensor, Tensor, Tensor]]:
+    """Names as (B, T) padded character ids, (B,) lengths and (B,) a class from the last letter
+    (four groups: a-e, f-l, m-r, s-z), the kind of label a name classifier learns."""
+    seqs = [encode(w)[:max_len] for w in names()[:8000]]
+    g = torch.Generator().manual_seed(seed)
+
+    def group(c: int) -> int:
+        return 0 if c <= 5 else 1 if c <= 12 else 2 if c <= 18 else 3
+
+    def draw() -> tuple[Tensor, Tensor, Tensor]:
+        ix = torch.randint(0, len(seqs), (batch,), generator=g).tolist()
+        lens = torch.tensor([len(seqs[i]) for i in ix])
+        x = torch.zeros(batch, int(lens.max()), dtype=torch.long)
+        for r, i in enumerate(ix):
+            x[r, : len(seqs[i])] = torch.tensor(seqs[i])
+        y = torch.tensor([group(seqs[i][-1]) for i in ix])
+        return x, lens, y
+
+    return draw
+
+
+# torchvision's MobileNetV2: Conv2dNormActivation (conv without bias, BatchNorm, ReLU6), inverted
+# residuals with a depthwise convolution, torchvision's init; SGD with momentum, weight decay,
+# label smoothing and cosine annealing, as in torchvision's classification references
+
+
+def conv_bn_act(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_res_connect = stride == 1 and cin == cout
+        self.conv = nn.Sequential(
+            conv_bn_act(cin, hidden, 1),                               # pointwise expansion
+            conv_bn_act(hidden, hidden, 3, stride, groups=hidden),     # depthwise
+            conv_bn_act(hidden, cout, 1, act=False),                   # linear bottleneck
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, num_classes: int = 10, head_std: float = 0.01) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn_act(1, 16, stride=1),
+            InvertedResidual(16, 16, 1, 1),
+            InvertedResidual(16, 24, 2, 4), InvertedResidual(24, 24, 1, 4),
+            InvertedResidual(24, 32, 2, 4), InvertedResidual(32, 32, 1, 4),
+            conv_bn_act(32, 128, 1),
+        )
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(128, num_classes))
+        for m in self.modules():  # torchvision's init
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, head_std)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.features(x)                               # (B, 128, 4, 4)
+        x = nn.functional.adaptive_avg_pool2d(x, (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def _mobilenet(steps: int, seed: int, head_std: float = 0.01) -> Records:
+    torch.manual_seed(seed)
+    model = MobileNetV2(head_std=head_std)
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=4e-5)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    draw = digit_batches(32, seed + 21)
+    mon = monitor(model, optimizer, steps)
+    model.train()
+    for _ in range(steps):
+        image, target = draw()
+        output = model(image)
+        loss = criterion(output, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        mon.step(loss)
+    return mon.close()
+
+
+def mobilenet_v2_sgd_cosine(steps: int, seed: int) -> Records:
+    return _mobilenet(steps, seed)
+
+
+def mobilenet_v2_head_std_1(steps: int, seed: int) -> Records:
+    return _mobilenet(steps, seed, head_std=1.0)  # normal_(std=1) where torchvision uses 0.01
+
+
+# timm's MLP-Mixer: patch embedding by a strided conv, pre-LayerNorm token-mixing and
+# channel-mixing MLPs with nn.GELU; AdamW, linear warm-up then cosine, clipping at 1.0
+
+
+class MixerMlp(nn.Module):
+    def __init__(self, d: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, d: int, tokens: int) -> None:
+        super().__init__()
+        self.norm1, self.mlp_tokens = nn.LayerNorm(d, eps=1e-6), MixerMlp(tokens, d // 2)
+        self.norm2, self.mlp_channels = nn.LayerNorm(d, eps=1e-6), MixerMlp(d, 4 * d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.mlp_tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2)   # mix across patches
+        return x + self.mlp_channels(self.norm2(x))                             # mix across channels
+
+
+class MlpMixer(nn.Module):
+    def __init__(self, d: int = 64, depth: int = 3, patch: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, d, patch, patch)
+        self.blocks = nn.Sequential(*(MixerBlock(d, (16 // patch) ** 2) for _ in range(depth)))
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        self.head = nn.Linear(d, 10)
+        nn.init.zeros_(self.head.weight)  # timm zero-initializes the classifier
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x).flatten(2).transpose(1, 2)   # (B, patches, d)
+        x = self.norm(self.blocks(x))
+        return self.head(x.mean(1))
+
+
+def _mixer(steps: int, seed: int, lr: float = 1e-3, warmup: bool = True) -> Records:
+    torch.manual_seed(seed)
+    model = MlpMixer()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    n_warm = steps // 10 if warmup else 0
+
+    def lr_lambda(s: int) -> float:
+        if s < n_warm:
+            return (s + 1) / n_warm
+        return 0.5 * (1 + math.cos(math.pi * (s - n_warm) / max(1, steps - n_warm)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    draw = digit_batches(64, seed + 23)
+    mon = monitor(model, optimizer, steps)
+    for _ in range(steps):
+        x, y = draw()
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        mon.step(loss)
+    return mon.close()
+
+
+def mixer_adamw_warmup_cosine(steps: int, seed: int) -> Records:
+    return _mixer(steps, seed)
+
+
+def mixer_lr_for_batch_4096(steps: int, seed: int) -> Records:
+    # a large-batch recipe's learning rate used at batch 64 and without its warm-up
+    return _mixer(steps, seed, lr=0.05, warmup=False)
+
+
+# a small ViT in timm's style: conv patch embedding, class token, learned positions, pre-norm
+# blocks with nn.MultiheadAttention and a GELU MLP; AdamW, warm-up then cosine, label smoothing
+
+
+class ViTBlock(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(d), nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    def __init__(self, d: int = 48, depth: int = 2, heads: int = 3) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(1, d, 4, 4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, d) * 0.02)
+        self.blocks = nn.Sequential(*(ViTBlock(d, heads) for _ in range(depth)))
+        self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, 10)
+        nn.init.trunc_normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)                     # (B, 16, d)
+        x = torch.cat([self.cls_token.expand(x.size(0), -1, -1), x], 1) + self.pos_embed
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+def vit_adamw(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = ViT()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=steps // 10)
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps - steps // 10)
+    scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, cos], milestones=[steps // 10])
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    draw = digit_batches(64, seed + 29)
+    mon = monitor(model, optimizer, steps)
+    for _ in range(steps):
+        x, y = draw()
+        loss = criterion(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        mon.step(loss)
+    return mon.close()
+
+
+# Hugging Face transformers, tiny configs with random weights: BERT classifying names (the
+# Trainer's default AdamW with linear warm-up), Llama as a character language model (AdamW with
+# betas (0.9, 0.95), cosine schedule with warm-up, clipping at 1.0)
+
+
+def bert_names_classifier(steps: int, seed: int) -> Records:
+    from transformers import BertConfig, BertForSequenceClassification, get_linear_schedule_with_warmup
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=VOCAB + 1, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=16, num_labels=4, pad_token_id=0)
+    model = BertForSequenceClassification(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=steps // 10, num_training_steps=steps)
+    draw = name_class_batches(32, seed + 31, max_len=14)
+    mon = monitor(model, optimizer, steps)
+    model.train()
+    for _ in range(steps):
+        x, lens, y = draw()
+        attention_mask = (torch.arange(x.size(1))[None, :] < lens[:, None]).long()
+        input_ids = torch.cat([torch.full((x.size(0), 1), VOCAB), x], 1)   # [CLS] = VOCAB first; 0 pads
+        attention_mask = torch.cat([torch.ones(x.size(0), 1, dtype=torch.long), attention_mask], 1)
+        outputs = model(input_ids=input_ids, attention_mask=attention_mask, labels=y)
+        outputs.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        mon.step(outputs.loss)
+    return mon.close()
+
+
+def _llama(steps: int, seed: int, eps: float = 1e-8) -> Records:
+    from transformers import LlamaConfig, LlamaForCausalLM, get_cosine_schedule_with_warmup
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
+                         bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    model = LlamaForCausalLM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), eps=eps, weight_decay=0.1)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=steps // 10, num_training_steps=steps)
+    draw = stream_batches(16, 32, seed + 37)
+    mon = monitor(model, optimizer, steps)
+    model.train()
+    for _ in range(steps):
+        x, _ = draw()
+        out = model(input_ids=x, labels=x)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        mon.step(out.loss)
+    return mon.close()
+
+
+def llama_adamw_cosine(steps: int, seed: int) -> Records:
+    return _llama(steps, seed)
+
+
+def llama_adam_eps_1(steps: int, seed: int) -> Records:
+    # epsilon 1.0, as TensorFlow's Adam documentation suggests for Inception, ported to a small LM
+    return _llama(steps, seed, eps=1.0)
+
+
+# the PyTorch tutorials' character-level name classifier, batched: packed names through an
+# nn.RNN, the last hidden state to the classes; Adam
+
+
+class NameRNN(nn.Module):
+    def __init__(self, hidden: int = 64, n_classes: int = 4) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, 16)
+        self.rnn = nn.RNN(16, hidden, batch_first=True)
+        self.h2o = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        packed = pack_padded_sequence(self.emb(x), lengths, batch_first=True, enforce_sorted=False)
+        _, hidden = self.rnn(packed)
+        return F.log_softmax(self.h2o(hidden[0]), dim=1)
+
+
+def name_rnn_classifier(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = NameRNN()
+    criterion = nn.NLLLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    draw = name_class_batches(32, seed + 41)
+    mon = monitor(model, optimizer, steps)
+    for _ in range(steps):
+        x, lengths, y = draw()
+        loss = criterion(model(x, lengths), y)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+        optimizer.step()
+        mon.step(loss.item())
+    return mon.close()
+
+
+# locuslab's TCN: dilated causal Conv1d blocks with weight normalization (torch's
+# parametrizations), nn.ReLU, dropout and a residual; Adam
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, k: int, dilation: int) -> None:
+        super().__init__()
+        wn = nn.utils.parametrizations.weight_norm
+        pad = (k - 1) * dilation
+        self.conv1 = wn(nn.Conv1d(cin, cout, k, padding=pad, dilation=dilation))
+        self.conv2 = wn(nn.Conv1d(cout, cout, k, padding=pad, dilation=dilation))
+        self.relu1, self.relu2, self.relu = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.dropout1, self.dropout2 = nn.Dropout(0.1), nn.Dropout(0.1)
+        self.downsample = nn.Conv1d(cin, cout, 1) if cin != cout else None
+        self.pad = pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.dropout1(self.relu1(self.conv1(x)[:, :, : -self.pad]))       # chomp: keep it causal
+        out = self.dropout2(self.relu2(self.conv2(out)[:, :, : -self.pad]))
+        res = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + res)
+
+
+class TCN(nn.Module):
+    def __init__(self, channels: tuple[int, ...] = (24, 24, 24), k: int = 3) -> None:
+        super().__init__()
+        blocks, cin = [], 1
+        for i, c in enumerate(channels):
+            blocks.append(TemporalBlock(cin, c, k, 2**i))
+            cin = c
+        self.network = nn.Sequential(*blocks)
+        self.linear = nn.Linear(cin, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(self.network(x)[:, :, -1])   # the last time step sees the whole window
+
+
+def tcn_weight_norm_adam(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = TCN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    draw = signal_batches(32, seed + 43)
+    mon = monitor(model, optimizer, steps)
+    for _ in range(steps):
+        x, y = draw()
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        mon.step(loss)
+    return mon.close()
+
+
+# a convolutional autoencoder in the tutorials' style: strided convolutions and transposed ones
+# with nn.ReLU, a sigmoid output, MSE against the image; Adam
+
+
+def conv_autoencoder_mse(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),             # (B, 16, 8, 8)
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),            # (B, 32, 4, 4)
+        nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid(),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    draw = digit_batches(64, seed + 47)
+    mon = monitor(model, optimizer, steps)
+    for _ in range(steps):
+        img, _ = draw()
+        img = (img * 0.31 + 0.13).clamp(0, 1)     # back to pixel values in [0, 1]
+        loss = F.mse_loss(model(img), img)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        mon.step(loss)
+    return mon.close()
+
+
+# pytorch/examples vae/main.py: F.relu, reparameterization, BCE summed over pixels plus the KL term
+
+
+class VAE(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(256, 200)
+        self.fc21, self.fc22 = nn.Linear(200, 16), nn.Linear(200, 16)
+        self.fc3, self.fc4 = nn.Linear(16, 200), nn.Linear(200, 256)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        h1 = F.relu(self.fc1(x.view(-1, 256)))
+        mu, logvar = self.fc21(h1), self.fc22(h1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def vae_bce_kld(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = VAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    draw = digit_batches(64, seed + 53)
+    mon = monitor(model, optimizer, steps)
+    model.train()
+    for _ in range(steps):
+        data, _ = draw()
+        data = (data * 0.31 + 0.13).clamp(0, 1)
+        optimizer.zero_grad()
+        recon, mu, logvar = model(data)
+        bce = F.binary_cross_entropy(recon, data.view(-1, 256), reduction="sum")
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        loss = bce + kld
+        loss.backward()
+        optimizer.step()
+        mon.step(loss.item())
+    return mon.close()
+
+
+# a fastai-style tabular model: LinBnDrop blocks (BatchNorm, dropout, then a linear layer without
+# bias) with nn.ReLU; Adam with betas (0.9, 0.99) under a one-cycle schedule
+
+
+class TabularModel(nn.Module):
+    def __init__(self, n_in: int = 8, sizes: tuple[int, ...] = (200, 100), n_out: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in zip((n_in, *sizes), sizes):
+            layers += [nn.BatchNorm1d(a), nn.Linear(a, b, bias=False), nn.ReLU(inplace=True)]
+        layers += [nn.BatchNorm1d(sizes[-1]), nn.Dropout(0.1), nn.Linear(sizes[-1], n_out)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+def _tabular(steps: int, seed: int, input_scale: float = 1.0) -> Records:
+    torch.manual_seed(seed)
+    model = TabularModel()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=steps)
+    draw = regression_batches(64, seed + 59)
+    mon = monitor(model, optimizer, steps)
+    model.train()
+    for _ in range(steps):
+        x, t = draw()
+        y = t.argmax(1)                  # which of three scores is largest
+        loss = F.cross_entropy(model(x * input_scale), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        mon.step(loss)
+    return mon.close()
+
+
+def tabular_one_cycle(steps: int, seed: int) -> Records:
+    return _tabular(steps, seed)
+
+
+class RawTabularModel(nn.Module):
+    """The same task with plain Linear-ReLU layers on raw, unstandardized inputs (amounts in the
+    thousands, as read from a spreadsheet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(8, 200), nn.Linear(200, 100), nn.Linear(100, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def tabular_inputs_not_standardized(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    model = RawTabularModel()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    draw = regression_batches(64, seed + 59)
+    mon = monitor(model, optimizer, steps)
+    for _ in range(steps):
+        x, t = draw()
+        loss = F.cross_entropy(model(1000.0 * x + 5000.0), t.argmax(1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        mon.step(loss)
+    return mon.close()
+
+
+# a deep MLP of the 1990s: eight nn.Sigmoid layers at PyTorch's default init, SGD with momentum
+
+
+def deep_sigmoid_mlp(steps: int, seed: int) -> Records:
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Flatten()]
+    for a, b in zip([256] + [128] * 7, [128] * 8):
+        layers += [nn.Linear(a, b), nn.Sigmoid()]
+    model = nn.Sequential(*layers, nn.Linear(128, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    draw = digit_batches(64, seed + 61)
+    mon = monitor(model, optimizer, steps)
+    for _ in range(steps):
+        x, y = draw()
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        mon.step(loss)
+    return mon.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # Moved to doctor_cases_tuning.py after the first held-out run, because the checks changed for
 # them (gradient depth ratios between layers of different sizes, loss spikes of regression losses,
 # BatchNorm statistics of a diverging net): the pytorch-examples 2-d CNN (healthy and lr 200), the
-# 1-d CNN that forgot zero_grad, the ResNet at lr 8, and both torch.tanh regressions. The last
-# four cases of the healthy and faulty lists replaced them.
+# 1-d CNN that forgot zero_grad, the ResNet at lr 8, and both torch.tanh regressions; the second
+# round's cases replaced them.
+# Moved to doctor_cases_tuning.py after the second held-out run, because the rules for them are to
+# change (units that die under too-large steps, the size of the window that calls a unit dead, the
+# lower end of the update band): LeNet-5 healthy and at lr 2.0, the Hugging Face GPT-2 at lr 0.3,
+# the GPT at a hundredth of its learning rate; the third round's cases replaced them.
 
 CASES = [
     # healthy
@@ -710,20 +1267,33 @@ CASES = [
     Case("lecture mlp, manual SGD on p.data (no optimizer)", manual_sgd_mlp),
     Case("gru with gradient accumulation x4, AdamW", gru_grad_accumulation),
     Case("mlp F.silu, autocast + GradScaler", silu_mlp_amp),
-    Case("lenet-5, SGD momentum", lenet_sgd),
     Case("transformer encoder (nn.TransformerEncoderLayer, gelu), AdamW + warm-up", transformer_encoder_adamw),
     Case("regression mlp nn.SiLU, Huber loss, AdamW", huber_regression_silu),
+    Case("mobilenet-v2 (torchvision-style, ReLU6, BatchNorm), SGD + label smoothing + cosine", mobilenet_v2_sgd_cosine,
+         steps=150),
+    Case("mlp-mixer (timm-style, nn.GELU), AdamW warm-up + cosine", mixer_adamw_warmup_cosine),
+    Case("vit (timm-style, nn.MultiheadAttention), AdamW warm-up + cosine, label smoothing", vit_adamw),
+    Case("hf transformers BERT classifier (tiny random config), AdamW + linear warm-up", bert_names_classifier),
+    Case("hf transformers Llama (tiny random config), AdamW cosine + warm-up", llama_adamw_cosine),
+    Case("name classifier nn.RNN on packed names, Adam", name_rnn_classifier),
+    Case("tcn (locuslab-style, weight norm, dilated causal conv), Adam", tcn_weight_norm_adam),
+    Case("conv autoencoder, sigmoid output, MSE, Adam", conv_autoencoder_mse),
+    Case("vae (pytorch-examples), BCE summed + KL, Adam", vae_bce_kld),
+    Case("tabular mlp (fastai-style LinBnDrop), Adam one-cycle", tabular_one_cycle),
     # faulty
     Case("cnn1d conv2 bias -3: dead channels", cnn1d_dead_channels, expect=("act.dead_units",)),
     Case("resnet conv bias before BatchNorm", resnet_conv_bias_before_bn, expect=("norm.bias_before_batchnorm",), steps=150),
     Case("resnet BatchNorm momentum 0.001 (ported decay)", resnet_bn_momentum_ported, expect=("norm.batch_stats_mismatch",), steps=150),
-    Case("gpt AdamW lr 100x too low", gpt_lr_100x_too_low, expect=("update.too_small",)),
     Case("gpt tied to the embedding's N(0, 1) init", gpt_tied_init_too_large, expect=("init.loss_too_high",)),
     Case("lstm packed, embedding 30x too large", lstm_packed_embedding_too_large, expect=("act.saturated",)),
-    Case("hf transformers GPT-2, AdamW lr 0.3", hf_gpt2_lr_too_high, expect_any=LR_HIGH),
     Case("lecture mlp, manual SGD lr 1e-4", manual_sgd_lr_far_too_low, expect=("update.too_small",)),
     Case("mlp F.silu, fc2 bias -12: dead units", silu_mlp_amp_dead, expect=("act.dead_units",)),
-    Case("lenet-5, SGD lr 2.0", lenet_sgd_lr_too_high, expect_any=LR_HIGH),
     Case("transformer encoder, AdamW lr 1e-6 (typed for 1e-3)", transformer_encoder_lr_typo, expect=("update.too_small",)),
     Case("sigmoid mlp, weights N(0, 2)", sigmoid_mlp_init_too_large, expect=("act.saturated",)),
+    Case("mobilenet-v2 classifier initialized N(0, 1)", mobilenet_v2_head_std_1, expect=("init.loss_too_high",), steps=150),
+    Case("mlp-mixer AdamW lr 0.05 (a batch-4096 recipe at batch 64), no warm-up", mixer_lr_for_batch_4096, expect_any=LR_HIGH),
+    Case("hf transformers Llama, AdamW eps 1.0 (TensorFlow's Inception advice)", llama_adam_eps_1, expect=("update.too_small",)),
+    Case("tabular mlp on raw inputs in the thousands (not standardized)", tabular_inputs_not_standardized,
+         expect=("init.loss_too_high",)),
+    Case("deep sigmoid mlp, 8 layers, default init, SGD momentum", deep_sigmoid_mlp, expect=("grad.vanishing",)),
 ]

@@ -19,10 +19,10 @@ from doctor_cases_common import (
 )
 from makemore.diagnostics import Records
 
-# moved here from the held-out set after its first run (the checks changed for them)
+# moved here from the held-out set after its first and second runs (the checks changed for them)
 from doctor_cases_heldout import (  # noqa: E402  (isort: the bench directory is on sys.path)
-    cnn1d_forgot_zero_grad, cnn2d_adadelta, cnn2d_adadelta_lr_too_high, regression_mse, regression_tanh_init_std_1,
-    resnet_lr_too_high,
+    cnn1d_forgot_zero_grad, cnn2d_adadelta, cnn2d_adadelta_lr_too_high, gpt_lr_100x_too_low, hf_gpt2_lr_too_high,
+    lenet_sgd, lenet_sgd_lr_too_high, regression_mse, regression_tanh_init_std_1, resnet_lr_too_high,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -352,4 +352,9 @@ CASES = [
     Case("cnn1d forgot optimizer.zero_grad()", cnn1d_forgot_zero_grad, expect_any=LR_HIGH),
     Case("resnet SGD lr 8", resnet_lr_too_high, expect_any=LR_HIGH, steps=150),
     Case("regression mlp torch.tanh, weights N(0, 1)", regression_tanh_init_std_1, expect=("act.saturated",)),
+    # from the held-out set's second run
+    Case("lenet-5, SGD momentum", lenet_sgd),
+    Case("lenet-5, SGD lr 2.0", lenet_sgd_lr_too_high, expect_any=LR_HIGH),
+    Case("hf transformers GPT-2, AdamW lr 0.3", hf_gpt2_lr_too_high, expect_any=LR_HIGH),
+    Case("gpt AdamW lr 100x too low", gpt_lr_100x_too_low, expect=("update.too_small",)),
 ]
