@@ -35,6 +35,7 @@ import torch
 from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import Vocab
 from .errors import MakemoreError
+from .models import create_model
 
 FORMAT = "makemore-checkpoint"
 VERSION = 1
@@ -222,8 +223,6 @@ class RunDir:
 
 def load_model(ckpt: Checkpoint, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
-    from .models import create_model
-
     model = create_model(ckpt.model_config)
     try:
         model.load_state_dict(ckpt.model_state)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig
+from .corpora import builtin_names
 from .errors import MakemoreError
 from .progress import TaskProgress
 
@@ -571,8 +572,6 @@ def load_dataset(cfg: DataConfig, stream: IO[str] | None = None) -> Dataset:
 def _read_dataset(cfg: DataConfig, stream: IO[str] | None) -> Dataset:
     skip = cfg.skip_long
     if cfg.input is None:
-        from .corpora import builtin_names
-
         items, source, skipped = builtin_names(), "builtin:names", 0
         if len(items) > 0 and max(len(s) for s in items) > cfg.max_len:
             items = [s for s in items if len(s) <= cfg.max_len]

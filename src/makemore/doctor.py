@@ -19,11 +19,15 @@ from typing import IO, Any
 
 import torch
 
+from .callbacks import Progress
 from .config import DataConfig, ModelConfig, TrainConfig, to_dict
+from .data import load_dataset
 from .diagnostics.checks import Finding, run_checks
 from .diagnostics.monitor import DEFAULT_EVERY, Monitor
 from .diagnostics.records import Records
 from .errors import MakemoreError
+from .run import resolve_device, setup_model
+from .train import Trainer, validate_train_config
 
 RECORDS_FILE = "diagnostics.json"
 REPORT_FILE = "report.html"
@@ -123,11 +127,6 @@ def doctor_run(
 ) -> DoctorResult:
     """Train the configuration for `train_cfg.steps` steps with the monitor on; no run directory.
     With `stream`, progress is shown there."""
-    from .callbacks import Progress
-    from .data import load_dataset
-    from .run import resolve_device, setup_model
-    from .train import Trainer, validate_train_config
-
     steps = train_cfg.steps or 300
     train_cfg = dataclasses.replace(train_cfg, steps=steps, time=None, eval_interval=steps + 1, log_interval=steps + 1)
     validate_train_config(train_cfg)

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
+from tqdm import tqdm
+
 logger = logging.getLogger("makemore")
 T = TypeVar("T")
 
@@ -68,8 +70,6 @@ class ProgressBar:
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
         if self.tty:
-            from tqdm import tqdm
-
             self._bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, initial=initial, mininterval=refresh_s,
                              dynamic_ncols=True, smoothing=0.1, delay=delay_s)
             self._timer = threading.Thread(target=self._tick, args=(refresh_s,), name="makemore-progress", daemon=True)

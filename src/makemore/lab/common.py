@@ -23,9 +23,12 @@ from typing import IO, Any
 import torch
 from torch import nn
 
+from ..batchnorm import calibrate
 from ..callbacks import Progress
 from ..config import DataConfig, TrainConfig
 from ..data import Dataset, load_dataset
+from ..diagnostics import SEVERITIES, run_checks
+from ..doctor import MonitorCallback, fit_monitored
 from ..train import Trainer
 
 # The lectures' batches are 32 single (context, next character) examples.
@@ -220,9 +223,6 @@ class Lab:
         A run whose loss turns NaN/Inf stops there (the Trainer refuses to go on) and comes back
         with `diverged=True`; that is a result of the experiment, not an error.
         """
-        from ..diagnostics import run_checks
-        from ..doctor import MonitorCallback, fit_monitored
-
         steps = cfg.steps or 1
         cb = MonitorCallback(every=max(1, steps // (4 if self.quick else 40)), stop_on_nonfinite=True)
         callbacks: list[Any] = [Progress(self.stream)] if progress else []
@@ -288,15 +288,11 @@ class Trained:
 
     def codes(self, min_severity: str = "warning") -> list[str]:
         """The doctor's finding codes at or above `min_severity`, each once, most serious first."""
-        from ..diagnostics import SEVERITIES
-
         floor = SEVERITIES.index(min_severity)
         return list(dict.fromkeys(f.code for f in self.findings if f.rank >= floor))
 
     def calibrate(self) -> int:
         """Exact BatchNorm running statistics over the training split (`makemore.batchnorm.calibrate`)."""
-        from ..batchnorm import calibrate
-
         train = self.trainer.dataset.splits["train"]
         return calibrate(self.model, train.x, y=train.y)
 
