@@ -117,6 +117,35 @@ def test_a_few_dead_units_are_a_note() -> None:
     assert codes(check_dead_units(records(steps, modules=mods))) == [("act.dead_units", "info")]
 
 
+def test_a_window_holds_enough_examples_to_call_a_unit_dead() -> None:
+    # batches of 32: unit 0 passes gradient on one batch of 40, a sparse unit, not a dead one; five
+    # batches (160 examples) would call it dead, the 1,000 examples of 32 batches do not
+    steps = [StepRecord(5 * i, 3.0, {"1": act(zero=0.5, units=[1 if i == 20 else 0, 5, 1, 3], rows=32)}) for i in range(40)]
+    assert check_dead_units(records(steps, modules=RELU)) == []
+    steps[20].acts["1"].unit_active = [0, 5, 1, 3]  # never active: dead
+    f = check_dead_units(records(steps, modules=RELU))
+    assert codes(f) == [("act.dead_units", "warning")] and "1,024 examples" in f[0].evidence
+
+
+def _dying(big_step: bool) -> Records:
+    """A ReLU layer alive for five recordings, then with 3 of 4 units dead; with `big_step`, an
+    update of 10^-0.5 on the step before they die and tiny ones after (else 1e-3 throughout)."""
+    steps = []
+    for i in range(12):
+        ratio = (10**-0.5 if i == 4 else 1e-3 if i < 4 else 1e-5) if big_step else 1e-3
+        units = [3, 5, 1, 3] if i <= 4 else [0, 0, 0, 3]
+        steps.append(StepRecord(10 * i, 3.0, {"1": act(zero=0.5, units=units, rows=500)},
+                                params={"0.weight": param(ratio), "4.weight": param(ratio)}))
+    return records(steps, losses=[2.3] * 120, modules=RELU, matrices=["0.weight", "4.weight"])
+
+
+def test_units_that_die_after_too_large_steps_are_the_learning_rate() -> None:
+    fs = run_checks(_dying(big_step=True))
+    assert codes(fs) == [("update.too_large", "warning")]  # not the dead units, not the small updates after
+    assert "3 of 1's 4 units died" in fs[0].evidence and fs[0].step == 40 and "learning rate" in fs[0].fix
+    assert [f.code for f in run_checks(_dying(big_step=False))] == ["act.dead_units"]
+
+
 def test_always_saturated_tanh_units_are_dead_too() -> None:
     steps = [StepRecord(s, 3.0, {"1": act(0.6, units=[0, 0, 9, 9])}) for s in (0, 10)]
     f = check_dead_units(records(steps))
@@ -212,6 +241,14 @@ def test_one_update_larger_than_the_weights_is_an_error() -> None:
 def test_updates_too_small() -> None:
     f = check_updates(_updates([10**-4.5] * 8))
     assert codes(f) == [("update.too_small", "warning")] and "about 100x" in f[0].fix
+
+
+def test_small_updates_are_the_learning_rate_only_when_the_loss_agrees() -> None:
+    r = _updates([10**-3.3] * 8)
+    r.losses = [3.3 - 0.001 * i for i in range(200)]  # 6% lower at the end: too slow
+    assert codes(check_updates(r)) == [("update.too_small", "warning")]
+    r.losses = [3.3 - 0.005 * i for i in range(200)]  # 30% lower: learning (weights initialized large, a fine-tuning)
+    assert check_updates(r) == []
 
 
 def test_a_decaying_schedule_at_the_end_is_not_too_small() -> None:

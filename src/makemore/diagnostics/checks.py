@@ -78,18 +78,27 @@ class Thresholds:
     # half the layer.
     dead_frac: float = 0.1
     dead_frac_late: float = 0.5
+    # A window must hold enough examples to tell a dead unit from a sparse one: a unit that passes
+    # gradient on 1 example in 200 stays silent over 1,000 examples with probability e^-5 (under
+    # 1%), over the 160 of five batches of 32 with probability 45%. A layer with few rows per
+    # recording (small batches, dense layers) is judged on windows of more recordings.
+    dead_min_rows: int = 1000
     # Gradient std at the first vs the last hidden layer. Healthy nets (with the right gain,
     # normalization or residuals) stay within a factor ~3; 10^1.5 (~30x) means the signal fades
     # or grows geometrically with depth.
     depth_decades: float = 1.5
     # log10 update:data ratio of the layers' weight matrices (median over matrices, then over the
     # recorded steps). The lectures aim for -3; Adam at the learning rates that train these models
-    # fastest sits at -1.6 to -2.8 (the healthy suite cases). Above -1 every step changes each
-    # matrix by more than 10% of its spread; below -3.5 (10x under the slowest healthy case) three
-    # hundred steps move the weights by a few percent. A single step above 10^0 changed the weights
-    # by more than their own spread.
+    # fastest sits at -1.5 to -2.5 (the healthy suite cases). Above -1 every step changes each
+    # matrix by more than 10% of its spread. Below -3 (the lectures' target, 3x under the slowest
+    # healthy case) three hundred steps move the weights by a few percent, unless they go the same
+    # way every step - but a small ratio alone is not the learning rate: weights initialized far
+    # too large, or a fine-tuning, make it small in runs that learn well. So a small ratio is
+    # reported when the loss agrees: less than 10% better from the start of the run to its end
+    # (moving averages). A single step above 10^0 changed the weights by more than their own spread.
     update_max: float = -1.0
-    update_min: float = -3.5
+    update_min: float = -3.0
+    update_min_loss_gain: float = 0.1
     update_peak: float = 0.0
     update_target: float = -2.5         # where the suggested learning-rate change aims
     # Train-mode vs eval-mode output gap of a BatchNorm layer, in output stds, once the running
@@ -153,6 +162,17 @@ def _before(r: Records, name: str) -> str | None:
 
 def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else math.nan
+
+
+def _loss_gain(losses: list[float]) -> float:
+    """How much lower the loss is at the end than at the start, as a fraction of the start: moving
+    averages over 5% of the run (at least 5 steps); 0 for a loss that is not finite or positive."""
+    finite = [x for x in losses if math.isfinite(x)]
+    if not finite:
+        return 0.0
+    w = min(len(finite), max(5, len(finite) // 20))
+    sm = moving_average(finite, w)[w - 1 :]
+    return (sm[0] - sm[-1]) / sm[0] if sm[0] > 0 else 0.0
 
 
 def moving_average(losses: list[float], w: int) -> list[float]:
@@ -224,30 +244,71 @@ def check_saturation(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     )]
 
 
-def _dead_in_windows(r: Records, m: ModuleInfo) -> tuple[int, int, int, int, int]:
-    """The worst window of `r.window` consecutive records: (dead units, units, examples, first step, last step)."""
+@dataclass(frozen=True)
+class _Dead:
+    """A layer's dead units over windows of consecutive records."""
+
+    dead: int          # dead units in the worst window
+    units: int
+    examples: int      # rows in the worst window
+    first: int         # first step of the worst window
+    last: int          # last step of the worst window
+    at_start: int      # dead units in the first window
+
+
+def _dead_in_windows(r: Records, m: ModuleInfo, t: Thresholds = DEFAULT) -> _Dead:
+    """Dead units in windows of `r.window` consecutive records, or more when a record holds few
+    rows (at least `t.dead_min_rows` examples per window, as far as the run has them)."""
     recs = [s for s in r.steps if m.name in s.acts and s.acts[m.name].unit_active is not None]
-    w = min(r.window, len(recs))
-    best = (0, m.units, 0, 0, 0)
     if not recs:
-        return best
+        return _Dead(0, m.units, 0, 0, 0, 0)
+    rows = max(1, min(s.acts[m.name].rows for s in recs))
+    w = min(max(r.window, math.ceil(t.dead_min_rows / rows)), len(recs))
+    best, at_start = None, 0
     for end in range(w, len(recs) + 1):
         win = recs[end - w : end]
         active = [sum(col) for col in zip(*(s.acts[m.name].unit_active for s in win))]  # type: ignore[misc]
         dead = sum(1 for a in active if a == 0)
-        if dead > best[0] or end == w:
-            best = (dead, len(active), sum(s.acts[m.name].rows for s in win), win[0].step, win[-1].step)
+        if end == w:
+            at_start = dead
+        if best is None or dead > best.dead:
+            best = _Dead(dead, len(active), sum(s.acts[m.name].rows for s in win), win[0].step, win[-1].step, at_start)
+    assert best is not None
     return best
+
+
+def _dead_from_start(r: Records, t: Thresholds = DEFAULT) -> set[str]:
+    """Layers with at least `t.dead_frac` of their units dead in their first window."""
+    return {m.name for m in _nonlinear(r) if (d := _dead_in_windows(r, m, t)).at_start / max(1, d.units) >= t.dead_frac}
+
+
+def _died_under_large_steps(r: Records, t: Thresholds = DEFAULT) -> list[tuple[float, int, str, _Dead]]:
+    """Layers that lost at least `t.dead_frac_late` of their units during the run after a step
+    whose update:data ratio was above the band: (that ratio, its step, layer, dead units), the
+    largest ratio first. A step that moves the weights by a tenth of their spread or more can
+    push a ReLU's pre-activation below zero for every input, and such a unit never comes back."""
+    per_step = [(s.step, _median(u)) for s in r.steps
+                if s.step > r.first_step and not s.skipped and (u := update_log_ratios(s, r.matrices))]
+    out = []
+    for m in _nonlinear(r):
+        d = _dead_in_windows(r, m, t)
+        if (d.dead - d.at_start) / max(1, d.units) < t.dead_frac_late:
+            continue
+        big = [(x, step) for step, x in per_step if step <= d.last and x > t.update_max]
+        if big:
+            x, step = max(big)
+            out.append((x, step, m.name, d))
+    return sorted(out, key=lambda o: -o[0])
 
 
 def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     worst = None  # (how far past its warning level, dead, units, examples, first step, last step, layer)
-    first_window = r.steps[min(r.window, len(r.steps)) - 1].step if r.steps else 0
     for m in _nonlinear(r):
-        dead, units, examples, s0, s1 = _dead_in_windows(r, m)
+        d = _dead_in_windows(r, m, t)
+        dead, units, examples, s0, s1 = d.dead, d.units, d.examples, d.first, d.last
         if not dead:
             continue
-        at_start = _dead_in_windows(r.upto(first_window), m)[0] / units >= t.dead_frac
+        at_start = d.at_start / units >= t.dead_frac
         level = (dead / units) / (t.dead_frac if at_start else t.dead_frac_late)
         if worst is None or level > worst[0]:
             worst = (level, dead, units, examples, s0, s1, m)
@@ -423,10 +484,24 @@ def check_updates(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
         return [Finding("update.too_large", "error" if big > t.update_peak else "warning", where, f"{what}; {band}",
                         f"lower the learning rate about {factor:g}x (or warm it up over the first steps); each step "
                         "changes the weights too much to settle", step=peak_step if u <= t.update_max else None)]
-    if u < t.update_min:
+    died = _died_under_large_steps(r, t)
+    if died:
+        x, step, name, d = died[0]
+        factor = 10 ** max(1, round(x - t.update_target))
+        return [Finding(
+            "update.too_large", "warning", where,
+            f"update:data ratio 10^{x:.1f} at step {step} (median over weight matrices); {band}; then {d.dead - d.at_start} "
+            f"of {name}'s {d.units} units died (none passed gradient on any of {d.examples:,} examples in steps "
+            f"{d.first}-{d.last}, against {d.at_start} in its first window)",
+            f"lower the learning rate about {factor:g}x (or warm it up over the first steps): steps this large push units "
+            "into the region where they pass no gradient, and they do not come back", step=step)]
+    gain = _loss_gain(r.losses)
+    if u < t.update_min and gain < t.update_min_loss_gain:
         factor = 10 ** max(1, round(t.update_target - u))
         return [Finding("update.too_small", "warning", where,
-                        f"update:data ratio 10^{u:.1f} (median over weight matrices and {len(body)} recorded steps); {band}",
+                        f"update:data ratio 10^{u:.1f} (median over weight matrices and {len(body)} recorded steps), and "
+                        f"the loss only {gain:.1%} lower at the end than at the start; {band}, or a loss that falls "
+                        f"by {t.update_min_loss_gain:.0%} or more",
                         f"raise the learning rate about {factor:g}x; at this rate the weights barely move", step=None)]
     return []
 
@@ -565,15 +640,18 @@ CODES = (
 )
 
 # Symptoms and their causes: when a cause is found, it is the finding (its fix is the one to apply).
-#   * a loss that barely moves: dead or saturated units, fading gradients, tiny updates;
+#   * a loss that barely moves: dead or saturated units, fading gradients, tiny or huge updates;
 #   * gradients fading with depth, or through time in the same layer: units that are dead or
 #     saturated from the start (they pass no gradient);
-#   * updates too small: units dead from the start (their weights get no gradient to move by);
-#   * units that die during a run whose steps are far too large, gradients that fade in it after
-#     initialization, BatchNorm running statistics that cannot follow it: those steps;
+#   * updates too small: units dead from the start (their weights get no gradient to move by), or
+#     killed by steps far too large (nothing is left to move them);
+#   * units that die during a run whose steps are far too large (the loss may diverge, or the
+#     steps may be above the band only until the units die: `_died_under_large_steps`), gradients
+#     that fade in it after initialization, BatchNorm running statistics that cannot follow it:
+#     those steps;
 #   * a step-0 loss far too high while gradients explode with depth at init: the init gain, which
 #     blows up the forward pass as well.
-_PLATEAU_CAUSES = ("act.dead_units", "act.saturated", "grad.vanishing", "update.too_small")
+_PLATEAU_CAUSES = ("act.dead_units", "act.saturated", "grad.vanishing", "update.too_small", "update.too_large")
 _LR_HIGH = ("loss.diverging", "update.too_large", "grad.exploding")
 
 
@@ -583,15 +661,15 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
     found = [f for check in CHECKS for f in check(records, thresholds)]
     if not records.steps:
         return sorted(found, key=lambda f: -f.rank)
-    start = records.upto(records.steps[min(records.window, len(records.steps)) - 1].step)
-    dead_at_start = {f.where for f in check_dead_units(start, thresholds) if f.severity != "info"}
+    dead_at_start = _dead_from_start(records, thresholds)
+    died_under_steps = {name for _, _, name, _ in _died_under_large_steps(records, thresholds)}
     saturated_at_start = {f.where for f in found if f.code == "act.saturated" and f.severity != "info"}
     serious = {f.code for f in found if f.severity != "info"}
     time_layers = {name for s in records.steps for name in s.time}
 
     def symptom(f: Finding) -> bool:
         if f.code == "act.dead_units":
-            return bool(serious & set(_LR_HIGH)) and not dead_at_start
+            return bool(serious & set(_LR_HIGH)) and (not dead_at_start or f.where in died_under_steps)
         if f.code == "loss.plateau":
             return bool(serious & set(_PLATEAU_CAUSES))
         if f.code == "grad.vanishing":
@@ -599,8 +677,8 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
                 return True  # appeared as the run diverged, not at initialization
             causes = dead_at_start | saturated_at_start
             return bool(causes) and (f.where not in time_layers or f.where in causes)
-        if f.code == "update.too_small":
-            return bool(dead_at_start)
+        if f.code == "update.too_small":  # no weights to move, or steps so large that units died
+            return bool(dead_at_start) or "update.too_large" in serious
         if f.code == "norm.batch_stats_mismatch":  # running statistics cannot follow a diverging net
             return bool(serious & set(_LR_HIGH))
         if f.code == "init.loss_too_high":
