@@ -152,6 +152,14 @@ def test_always_saturated_tanh_units_are_dead_too() -> None:
     assert codes(f) == [("act.dead_units", "warning")] and "saturated" in f[0].evidence
 
 
+def test_tanh_units_that_saturate_during_training_are_a_note() -> None:
+    # alive at first, then 3 of 4 saturated on every example: they still pass a little gradient
+    steps = [StepRecord(10 * i, 3.0, {"1": act(0.6, units=[9, 9, 9, 9] if i < 3 else [0, 0, 0, 9], rows=500)})
+             for i in range(8)]
+    f = check_dead_units(records(steps))
+    assert codes(f) == [("act.dead_units", "info")] and "3 of 4 units" in f[0].evidence
+
+
 # -- grad.vanishing / grad.exploding ------------------------------------------------------------------
 
 

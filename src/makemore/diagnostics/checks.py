@@ -309,7 +309,10 @@ def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
         if not dead:
             continue
         at_start = d.at_start / units >= t.dead_frac
-        level = (dead / units) / (t.dead_frac if at_start else t.dead_frac_late)
+        # tanh/sigmoid units that saturate while the net learns still pass a little gradient and can
+        # come back: like saturation that grows during training (check_saturation), a note
+        late = math.inf if m.role == "saturating" else t.dead_frac_late
+        level = (dead / units) / (t.dead_frac if at_start else late)
         if worst is None or level > worst[0]:
             worst = (level, dead, units, examples, s0, s1, m)
     if worst is None:
@@ -332,7 +335,8 @@ def check_dead_units(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
         "act.dead_units", "warning" if level >= 1 else "info", m.name,
         f"{dead} of {units} units ({frac:.1%}) of {m.name} ({m.kind}) were {what} on every one of {examples:,} "
         f"examples in steps {s0}-{s1}; healthy: none (warning from {t.dead_frac:.0%} of a layer from the start, "
-        f"{t.dead_frac_late:.0%} when they die during training)",
+        + ("a note when they saturate during training)" if m.role == "saturating" else
+           f"{t.dead_frac_late:.0%} when they die during training)"),
         fix, step=s1,
     )]
 
