@@ -228,7 +228,7 @@ def _updates(ratios: list[float]) -> Records:
     steps = [StepRecord(10 * i, 3.0, params={"0.weight": param(x), "2.weight": param(x), "0.bias": param(10.0, matrix=False),
                                                "wte.weight": param(10.0)})
              for i, x in enumerate(ratios)]
-    return records(steps, matrices=["0.weight", "2.weight"])
+    return records(steps, losses=[3.3] * (10 * len(ratios)), matrices=["0.weight", "2.weight"])  # a flat loss
 
 
 def test_healthy_updates_are_quiet() -> None:
@@ -256,6 +256,8 @@ def test_small_updates_are_the_learning_rate_only_when_the_loss_agrees() -> None
     r.losses = [3.3 - 0.001 * i for i in range(200)]  # 6% lower at the end: too slow
     assert codes(check_updates(r)) == [("update.too_small", "warning")]
     r.losses = [3.3 - 0.005 * i for i in range(200)]  # 30% lower: learning (weights initialized large, a fine-tuning)
+    assert check_updates(r) == []
+    r.losses = [3.3] * 10  # ten steps say nothing about the loss yet
     assert check_updates(r) == []
 
 

@@ -99,6 +99,7 @@ class Thresholds:
     update_max: float = -1.0
     update_min: float = -3.0
     update_min_loss_gain: float = 0.1
+    update_min_loss_steps: int = 20     # ... over at least this many steps (fewer say nothing)
     update_peak: float = 0.0
     update_target: float = -2.5         # where the suggested learning-rate change aims
     # Train-mode vs eval-mode output gap of a BatchNorm layer, in output stds, once the running
@@ -500,7 +501,7 @@ def check_updates(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             f"lower the learning rate about {factor:g}x (or warm it up over the first steps): steps this large push units "
             "into the region where they pass no gradient, and they do not come back", step=step)]
     gain = _loss_gain(r.losses)
-    if u < t.update_min and gain < t.update_min_loss_gain:
+    if u < t.update_min and gain < t.update_min_loss_gain and len(r.losses) >= t.update_min_loss_steps:
         factor = 10 ** max(1, round(t.update_target - u))
         return [Finding("update.too_small", "warning", where,
                         f"update:data ratio 10^{u:.1f} (median over weight matrices and {len(body)} recorded steps), and "
