@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from .checkpoint import Checkpoint, RunDir, save_checkpoint
+from .checkpoint import Checkpoint, RunDir, atomic_write_json, save_checkpoint
 from .config import DataConfig
 from .data import Vocab
 from .errors import MakemoreError
@@ -202,3 +202,14 @@ class StopAtValLoss:
         if val is not None and val <= self.target and self.reached_at is None:
             self.reached_at = dict(metrics)
             trainer.request_stop()
+
+
+class RecordInConfig:
+    """Adds `entries` to the run's config.json when training starts (what `--model auto` chose)."""
+
+    def __init__(self, path: Path, entries: dict[str, Any]) -> None:
+        self.path, self.entries = path, entries
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        config = json.loads(self.path.read_text(encoding="utf-8"))
+        atomic_write_json(self.path, {**config, **self.entries})

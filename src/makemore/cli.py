@@ -26,7 +26,7 @@ import torch
 from . import __version__
 from .batchnorm import format_calibration
 from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig, parse_split
-from .callbacks import MonitorTensorBoard, StopAtValLoss
+from .callbacks import MonitorTensorBoard, RecordInConfig, StopAtValLoss
 from .diagnostics.checks import run_checks
 from .diagnostics.monitor import DEFAULT_EVERY
 from .diagnostics.plots import require_matplotlib  # matplotlib itself is imported only to draw
@@ -37,7 +37,7 @@ from .errors import MakemoreError
 from .machine import fit_threads
 from .manual import format_gradcheck, gradcheck
 from .models import MODELS, create_model, get_spec, model_config, model_names, n_params
-from .options import DATA_OPTIONS, DEFAULT_MODEL, MODEL_OPTIONS, TRAIN_OPTIONS, RunConfig, option_name, run_config
+from .options import AUTO, DATA_OPTIONS, DEFAULT_MODEL, MODEL_OPTIONS, TRAIN_OPTIONS, RunConfig, option_name, run_config
 from .progress import logger, setup_logging
 from .run import calibrate_run, eval_run, format_metrics, resolve_device, sample_run, train_run
 from .speed import SpeedOptions
@@ -195,7 +195,11 @@ def add_config_options(p: argparse.ArgumentParser, base: dict[str, Any] | None =
             kw = _field_kwargs(f, hints[f.name])
             default = base.get(name, f.default)
             if name == "model":
-                kw["choices"], note = model_names(), f"default: {DEFAULT_MODEL}, or the preset's"
+                default_model = base.get("model", DEFAULT_MODEL)
+                kw["choices"] = [AUTO, *model_names()]
+                note = f"default: {default_model}, or the preset's" + (
+                    "; auto picks the family, size and training settings for --time / --steps and the corpus"
+                    if default_model == AUTO else "")
             elif cls is ModelConfig and f.name in family_model:
                 note = f"default: the model's, else {shown(default)}"
             elif cls is TrainConfig and f.name in family_train:
@@ -229,9 +233,14 @@ def given_options(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = None) -> RunConfig:
-    """The run the command line describes: defaults, `base`, the family's, the preset's, then the options."""
+    """The run the command line describes: defaults, `base`, the family's, the preset's, then the options.
+
+    `base` may name the command's own default model (the doctor's)."""
     given = given_options(a)
-    return run_config(given.pop("model", None), getattr(a, "preset", None), base, **given)
+    base = dict(base or {})
+    model = given.pop("model", None) or (None if getattr(a, "preset", None) else base.pop("model", None))
+    base.pop("model", None)
+    return run_config(model, getattr(a, "preset", None), base, **given)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,6 +351,9 @@ def cmd_train(a: argparse.Namespace) -> int:
             extra += (MonitorTensorBoard(monitor, Path(out) / "tensorboard"),)
     if a.stop_at_val_loss is not None:
         extra += (StopAtValLoss(a.stop_at_val_loss),)
+    if cfg.auto is not None:
+        print(cfg.auto.reason, file=sys.stderr)
+        extra += (RecordInConfig(Path(out) / "config.json", {"auto": cfg.auto.to_dict()}),)
     speed = SpeedOptions(compile=a.compile, cuda_graph=a.cuda_graph, dtype=a.dtype, fast_paths=not a.no_fast_paths)
     _threads(cfg.threads)
     result = train_run(cfg.data, cfg.model, cfg.train, out, resume=a.resume, tensorboard=a.tensorboard,
@@ -470,7 +482,7 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 
 
 # the doctor's default run: long enough for the checks to see a trend, short enough to wait for
-DOCTOR_BASE = {"steps": 300}
+DOCTOR_BASE = {"model": "transformer", "steps": 300}
 
 
 def add_doctor(p: argparse.ArgumentParser) -> None:

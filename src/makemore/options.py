@@ -18,11 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .auto import Choice, choose, count_items
 from .config import PRESETS, DataConfig, ModelConfig, TrainConfig
 from .errors import MakemoreError
 from .models import get_spec, model_config
 
-DEFAULT_MODEL = "transformer"
+# `auto` (makemore.auto) picks the family, its size and its training settings for the budget
+AUTO = "auto"
+DEFAULT_MODEL = AUTO
 # training settings a family tunes for AdamW; with SGD or RMSProp (weight decay as an L2 term in
 # the gradient) they fall back to TrainConfig's unless given
 _ADAMW_TUNED = ("lr", "weight_decay")
@@ -36,6 +39,7 @@ class RunConfig:
     model: ModelConfig
     train: TrainConfig
     threads: int | None = None   # CPU threads per process (None: PyTorch's choice)
+    auto: Choice | None = None   # what `--model auto` chose, and why
 
 
 def option_name(f: dataclasses.Field) -> str:
@@ -62,8 +66,9 @@ def run_config(model: str | None = None, preset: str | None = None, base: Mappin
                **options: Any) -> RunConfig:
     """The configs of a run from its options (option names as on the command line, with underscores).
 
-    `model`: the family (default: the preset's, else the transformer). Options set to None are
-    not given. An option the family does not use is a `MakemoreError` naming both.
+    `model`: the family (default: the preset's, else `auto`, which chooses the family and its
+    settings for the budget, see `makemore.auto`). Options set to None are not given. An option
+    the family does not use is a `MakemoreError` naming both.
     """
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(DATA_OPTIONS) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS) - RUN_OPTIONS)
@@ -74,6 +79,12 @@ def run_config(model: str | None = None, preset: str | None = None, base: Mappin
     chosen = dict(PRESETS[preset]) if preset else {}
     name = model or chosen.pop("model", None) or DEFAULT_MODEL
     chosen.pop("model", None)
+    auto = None
+    if name == AUTO:
+        steps = given.get("steps", None if "time" in given else (base or {}).get("steps", TrainConfig.steps))
+        auto = choose(given.get("time"), steps, count_items(given.get("input")))
+        chosen = dict(auto.options)  # like a preset: under the options given
+        name = chosen.pop("model")
     spec = get_spec(name)
 
     family = dict(spec.train)
@@ -87,9 +98,10 @@ def run_config(model: str | None = None, preset: str | None = None, base: Mappin
         train["grad_clip"] = None  # 0 disables clipping
     return RunConfig(
         data=DataConfig(**_pick(given, DATA_OPTIONS)),
-        model=model_config(name, **_pick(given, MODEL_OPTIONS)),
+        model=model_config(name, **{**_pick(chosen, MODEL_OPTIONS), **_pick(given, MODEL_OPTIONS)}),
         train=TrainConfig(**train),
         threads=given.get("threads", chosen.get("threads")),
+        auto=auto,
     )
 
 
@@ -104,5 +116,5 @@ def train_config(model: str, preset: str | None = None, **options: Any) -> Train
     return run_config(model, preset, **options).train
 
 
-__all__ = ["RunConfig", "run_config", "train_config", "option_name", "DEFAULT_MODEL", "DATA_OPTIONS", "MODEL_OPTIONS",
+__all__ = ["RunConfig", "run_config", "train_config", "option_name", "AUTO", "DEFAULT_MODEL", "DATA_OPTIONS", "MODEL_OPTIONS",
            "TRAIN_OPTIONS"]

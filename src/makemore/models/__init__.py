@@ -63,7 +63,6 @@ _NORM_NEEDS = {
 }
 _INIT = "init_gain init_output_scale bias_init"
 _RECURRENT = _fields("n_embd n_hidden n_layer dropout init_output_scale loss")
-_RECURRENT_NEEDS = {"dropout": Needs(lambda c: c.n_layer > 1, "--n-layer 2 or more (dropout acts between layers)")}
 _RECURRENT_SIZES = {"n_embd": 64, "n_hidden": 128, "n_layer": 1}
 
 MODELS: list[ModelSpec] = [
@@ -85,11 +84,11 @@ MODELS: list[ModelSpec] = [
               defaults={"context": 8, "n_embd": 24, "n_hidden": 128, "norm": "batch", "activation": "tanh"},
               train={"lr": 3e-3}, needs=_NORM_NEEDS),
     ModelSpec("rnn", RNN, "vanilla tanh RNN (nn.RNN)", _RECURRENT, defaults=_RECURRENT_SIZES,
-              train={"lr": 1e-2}, needs=_RECURRENT_NEEDS),
+              train={"lr": 1e-2}),
     ModelSpec("gru", GRU, "gated recurrent unit (nn.GRU)", _RECURRENT, defaults=_RECURRENT_SIZES,
-              train={"lr": 1e-2, "weight_decay": 0.1}, needs=_RECURRENT_NEEDS),
+              train={"lr": 1e-2, "weight_decay": 0.1}),
     ModelSpec("lstm", LSTM, "long short-term memory (nn.LSTM)", _RECURRENT, defaults=_RECURRENT_SIZES,
-              train={"lr": 1e-2}, needs=_RECURRENT_NEEDS),
+              train={"lr": 1e-2}),
     ModelSpec("bow", BoW, "causal bag of words + MLP", _fields(f"n_embd n_hidden activation loss {_INIT}"),
               defaults={"n_embd": 64, "n_hidden": 128, "activation": "tanh"}, train={"lr": 3e-3}),
     ModelSpec("transformer", Transformer, "GPT-style decoder, pre-LayerNorm",

@@ -29,6 +29,9 @@ class Recurrent(nn.Module):
             cfg.n_embd, cfg.n_hidden, num_layers=cfg.n_layer, batch_first=True,
             dropout=cfg.dropout if cfg.n_layer > 1 else 0.0,
         )
+        # dropout on the connections that are not recurrent (Zaremba et al. 2014): the embedded
+        # input, between layers (nn.GRU's own) and the output before the head
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         n_state = 2 if self.kind == "lstm" else 1  # the LSTM carries (h, c)
         self.start = nn.Parameter(torch.zeros(n_state, cfg.n_layer, 1, cfg.n_hidden))
         self.lm_head = nn.Linear(cfg.n_hidden, cfg.vocab_size)
@@ -38,10 +41,15 @@ class Recurrent(nn.Module):
         s = self.start.expand(-1, -1, batch, -1).contiguous()  # (n_state, n_layer, B, H)
         return (s[0], s[1]) if self.kind == "lstm" else s[0]
 
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.wte(idx))  # (B, T, n_embd)
+
+    def head(self, out: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.drop(out))  # (B, T, V)
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        emb = self.wte(idx)  # (B, T, n_embd)
-        out, _ = self.rnn(emb, self.initial_state(idx.size(0)))  # (B, T, n_hidden)
-        logits = self.lm_head(out)  # (B, T, V)
+        out, _ = self.rnn(self.embed(idx), self.initial_state(idx.size(0)))  # (B, T, n_hidden)
+        logits = self.head(out)  # (B, T, V)
         loss = lm_loss(logits, targets, self.config.loss) if targets is not None else None
         return logits, loss
 

@@ -149,5 +149,5 @@ class RecurrentLoss(ModelLoss):
         m = self.model
         if not applies(m.rnn):
             return m(x, y)[1]
-        out, _ = written_out(m.rnn, m.wte(x), m.initial_state(x.size(0)))  # (B, T, H)
-        return lm_loss(m.lm_head(out), y, m.config.loss)
+        out, _ = written_out(m.rnn, m.embed(x), m.initial_state(x.size(0)))  # (B, T, H)
+        return lm_loss(m.head(out), y, m.config.loss)

@@ -1,0 +1,95 @@
+"""`--model auto`: the family, size and training settings for a budget of CPU time.
+
+The rule is a small table fitted to the measurements of `bench/budget_sweep.py` (its table and
+commands are in docs/budget.md): the budget in seconds picks a row, and a small corpus adds
+dropout. A budget given in steps (`--steps` without `--time`) is turned into seconds with the
+measured cost of a step of the chosen row on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the rule: the configuration trained for budgets up to `up_to_s` seconds."""
+
+    up_to_s: float               # the largest budget, in seconds, this row is chosen for
+    step_s: float                # seconds per step on a 2-core CPU (bench/budget_sweep.py --timing)
+    options: dict[str, Any]      # model and training options (as on the command line, with underscores)
+    why: str                     # what the sweep showed, in a few words
+
+
+# The sweep's winners by budget (docs/budget.md). Every row is a one-layer GRU: per second of CPU it
+# beat the MLP and the transformer at every budget and on every corpus of the sweep.
+RULE: list[Row] = [
+    Row(90, 0.0083, {"model": "gru", "n_embd": 64, "n_hidden": 128, "batch_size": 32, "lr": 1e-2, "weight_decay": 0.1,
+                     "warmup": 100},
+        "short budgets: the small GRU takes the most steps"),
+    Row(math.inf, 0.0150, {"model": "gru", "n_embd": 64, "n_hidden": 256, "batch_size": 64, "lr": 1e-2, "weight_decay": 0.1,
+                           "warmup": 100},
+        "longer budgets: a wider GRU on bigger batches learns more per second"),
+]
+# items in the training file below which the rule adds dropout (a small corpus is learned by
+# heart within the budget; dropout on the recurrent state's outputs delays that)
+SMALL_CORPUS_ITEMS = 10_000
+SMALL_CORPUS_DROPOUT = 0.2
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What auto chose: the options it sets (under the ones given explicitly) and why."""
+
+    options: dict[str, Any]
+    reason: str
+    budget_s: float
+    items: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"options": dict(self.options), "reason": self.reason, "budget_s": self.budget_s, "items": self.items}
+
+
+def count_items(path: str | None) -> int | None:
+    """Non-blank lines of the input file (the built-in corpus's items for None); None when the file
+    cannot be read (loading the data then says why)."""
+    if path is None:
+        from .corpora import builtin_names
+
+        try:
+            return len(builtin_names())
+        except Exception:  # noqa: BLE001 - the missing package is reported when the data are loaded
+            return None
+    try:
+        return sum(1 for line in Path(path).read_bytes().splitlines() if line.strip())
+    except OSError:
+        return None
+
+
+def choose(time_s: float | None, steps: int | None, items: int | None) -> Choice:
+    """The rule: the row for the budget (`time_s`, else `steps` converted with each row's step cost),
+    plus dropout for a corpus of fewer than `SMALL_CORPUS_ITEMS` items."""
+    if time_s is not None:
+        row = next(r for r in RULE if time_s <= r.up_to_s)
+        budget, given = time_s, f"{time_s:g} s"
+    else:
+        steps = steps or 0
+        row = next(r for r in RULE if steps * r.step_s <= r.up_to_s)
+        budget, given = steps * row.step_s, f"{steps} steps (about {steps * row.step_s:.0f} s of a 2-core CPU)"
+    options = dict(row.options)
+    why = row.why
+    if items is not None and items < SMALL_CORPUS_ITEMS:
+        options.update(n_layer=1, dropout=SMALL_CORPUS_DROPOUT)
+        why += f"; {items:,} items is a small corpus: dropout {SMALL_CORPUS_DROPOUT}"
+    sizes = f"{options['model']} {options['n_embd']}x{options['n_hidden']}"
+    extras = "".join(f", {k.replace('_', ' ')} {v:g}" for k, v in options.items() if k == "dropout")
+    reason = (f"auto: {sizes}, batch {options['batch_size']}, lr {options['lr']:g}, weight decay "
+              f"{options['weight_decay']:g}, cosine with {options['warmup']} warm-up steps{extras} for {given}: {why}")
+    return Choice(options, reason, budget, items)
+
+
+__all__ = ["RULE", "Row", "Choice", "choose", "count_items", "SMALL_CORPUS_ITEMS", "SMALL_CORPUS_DROPOUT"]
