@@ -111,7 +111,7 @@ def run(corpus: str, candidate: str, steps: int, threads: int) -> dict[str, obje
         summary = json.loads((out / "summary.json").read_text())
     m = summary["metrics"]
     return {"corpus": corpus, "candidate": candidate, "steps": steps, "best_step": summary["best_step"],
-            "val": m["val"]["nll"], "test": m["test"]["nll"], "train_s": summary["train_seconds"],
+            "train": m["train"]["nll"], "val": m["val"]["nll"], "test": m["test"]["nll"], "train_s": summary["train_seconds"],
             "wall_s": time.perf_counter() - t0}
 
 

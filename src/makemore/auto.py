@@ -81,6 +81,8 @@ def choose(time_s: float | None, steps: int | None, items: int | None) -> Choice
         row = next(r for r in RULE if steps * r.step_s <= r.up_to_s)
         budget, given = steps * row.step_s, f"{steps} steps (about {steps * row.step_s:.0f} s of a 2-core CPU)"
     options = dict(row.options)
+    if steps is not None and time_s is None:
+        options["warmup"] = min(options["warmup"], steps // 10)  # a short run warms up for a tenth of it at most
     why = row.why
     if items is not None and items < SMALL_CORPUS_ITEMS:
         options.update(n_layer=1, dropout=SMALL_CORPUS_DROPOUT)

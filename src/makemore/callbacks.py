@@ -205,11 +205,14 @@ class StopAtValLoss:
 
 
 class RecordInConfig:
-    """Adds `entries` to the run's config.json when training starts (what `--model auto` chose)."""
+    """Adds `entries` to the run's config.json when training starts, and prints `note` (what
+    `--model auto` chose and why: said once the data are read and the run directory exists)."""
 
-    def __init__(self, path: Path, entries: dict[str, Any]) -> None:
-        self.path, self.entries = path, entries
+    def __init__(self, path: Path, entries: dict[str, Any], note: str = "", stream: IO[str] | None = None) -> None:
+        self.path, self.entries, self.note, self.stream = path, entries, note, stream or sys.stderr
 
     def on_train_start(self, trainer: Trainer) -> None:
         config = json.loads(self.path.read_text(encoding="utf-8"))
         atomic_write_json(self.path, {**config, **self.entries})
+        if self.note:
+            self.stream.write(self.note + "\n")

@@ -352,8 +352,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.stop_at_val_loss is not None:
         extra += (StopAtValLoss(a.stop_at_val_loss),)
     if cfg.auto is not None:
-        print(cfg.auto.reason, file=sys.stderr)
-        extra += (RecordInConfig(Path(out) / "config.json", {"auto": cfg.auto.to_dict()}),)
+        extra += (RecordInConfig(Path(out) / "config.json", {"auto": cfg.auto.to_dict()}, cfg.auto.reason),)
     speed = SpeedOptions(compile=a.compile, cuda_graph=a.cuda_graph, dtype=a.dtype, fast_paths=not a.no_fast_paths)
     _threads(cfg.threads)
     result = train_run(cfg.data, cfg.model, cfg.train, out, resume=a.resume, tensorboard=a.tensorboard,
