@@ -23,8 +23,13 @@ class LeanAdamW(torch.optim.AdamW):
     (`torch._fused_adamw_`, a private function: the price of this path) with the same arguments,
     so the update is PyTorch's to the bit (tested). The per-parameter step counts become views
     of one tensor, counted up by one addition instead of one per tensor. It gives the step to
-    PyTorch whenever its lists may be stale or do not apply: a closure, a parameter without a
-    gradient, a tensor learning rate, a new parameter group or a loaded state.
+    PyTorch where the lists do not apply: a closure, a parameter without a gradient, a tensor
+    learning rate; a new parameter group or a loaded state makes it gather them again.
+
+    It also calls PyTorch's `Optimizer` methods without their `torch._disable_dynamo` wrappers and
+    creates the moments itself, as PyTorch's first step would: those wrappers import TorchDynamo on
+    first use, an import as heavy as PyTorch's own, and only matter to code that torch.compile
+    traces, which the Trainer never does with this optimizer.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -32,17 +37,20 @@ class LeanAdamW(torch.optim.AdamW):
         self._lists: list[tuple[list[torch.Tensor], ...]] | None = None
         self._steps: torch.Tensor | None = None  # every parameter's step count; state["step"] are views
 
+    def state_dict(self) -> dict[str, Any]:
+        return _eager(torch.optim.Optimizer.state_dict)(self)
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._lists = None  # the moments are new tensors now
-        super().load_state_dict(state_dict)
+        _eager(torch.optim.Optimizer.load_state_dict)(self, state_dict)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         self._lists = None
-        super().add_param_group(param_group)
+        _eager(torch.optim.Optimizer.add_param_group)(self, param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         if not set_to_none or self._lists is None:
-            return super().zero_grad(set_to_none)
+            return _eager(torch.optim.Optimizer.zero_grad)(self, set_to_none)
         for group in self.param_groups:  # what PyTorch's does, without its profiling scope
             for p in group["params"]:
                 p.grad = None
@@ -52,8 +60,11 @@ class LeanAdamW(torch.optim.AdamW):
         # PyTorch wraps this method as it wraps every optimizer's step: the wrapper runs the
         # step hooks (the diagnostics monitor's) around it, so they run on either path below
         grads = [[p.grad for p in g["params"]] for g in self.param_groups]
-        if (self._lists is None or closure is not None
-                or any(g is None for gs in grads for g in gs) or any(torch.is_tensor(g["lr"]) for g in self.param_groups)):
+        pytorch = (closure is not None or any(g is None for gs in grads for g in gs)
+                   or any(torch.is_tensor(g["lr"]) for g in self.param_groups))
+        if self._lists is None and not pytorch:
+            self._lists = self._first_state()
+        if self._lists is None or pytorch:
             adamw_step = torch.optim.AdamW.step  # PyTorch's, without its wrapper: the hooks ran already
             loss = (adamw_step.__wrapped__ if getattr(adamw_step, "hooked", False) else adamw_step)(self, closure)
             self._lists = self._gather()
@@ -69,13 +80,28 @@ class LeanAdamW(torch.optim.AdamW):
                                 maximize=group["maximize"], grad_scale=None, found_inf=None)
         return None
 
+    def _first_state(self) -> list[tuple[list[torch.Tensor], ...]] | None:
+        """Zero moments and step counts for parameters without state, as PyTorch's first step
+        creates them (`Adam._init_group`), then `_gather`; None where the fast path does not apply."""
+        if not self._applies():
+            return None
+        for p in (p for g in self.param_groups for p in g["params"] if p not in self.state):
+            self.state[p] = {"step": torch.zeros((), dtype=torch.float32), "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                             "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+        return self._gather()
+
+    def _applies(self, need_state: bool = False) -> bool:
+        """Whether every group is a dense CPU float32 fused AdamW without amsgrad (and, with
+        `need_state`, every parameter has its moments)."""
+        return not any(not group["fused"] or group["capturable"] or group["amsgrad"] or group["differentiable"] or any(
+            (need_state and p not in self.state) or p.device.type != "cpu" or p.dtype != torch.float32 for p in group["params"])
+            for group in self.param_groups)
+
     def _gather(self) -> list[tuple[list[torch.Tensor], ...]] | None:
         """Per group: parameters, first and second moments, step counts; None where the fast
         path does not apply (amsgrad, a parameter without state, or not one dense CPU float32 set)."""
-        for group in self.param_groups:
-            if not group["fused"] or group["capturable"] or group["amsgrad"] or group["differentiable"] or any(
-                    p not in self.state or p.device.type != "cpu" or p.dtype != torch.float32 for p in group["params"]):
-                return None
+        if not self._applies(need_state=True):
+            return None
         states = [self.state[p] for g in self.param_groups for p in g["params"]]
         self._steps = torch.stack([s["step"] for s in states])  # (n_params,)
         for i, s in enumerate(states):
@@ -84,3 +110,9 @@ class LeanAdamW(torch.optim.AdamW):
                  [self.state[p]["step"] for p in g["params"]]) for g in self.param_groups]
 
 
+
+
+def _eager(method: Callable[..., Any]) -> Callable[..., Any]:
+    """PyTorch's `Optimizer` method without its `torch._disable_dynamo` wrapper (which imports
+    TorchDynamo on its first call and changes nothing outside torch.compile)."""
+    return getattr(method, "__wrapped__", method)
