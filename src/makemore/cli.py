@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import difflib
 import errno
+import gc
 import json
 import re
 import shlex
@@ -641,6 +642,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM after a last checkpoint (makemore.signals)
         return 128 + getattr(e, "signum", 2)
+
+
+def run_command() -> NoReturn:
+    """The `makemore` command and `python -m makemore`: `main`, then exit with its code."""
+    code = main()
+    # every object PyTorch made lives until exit: frozen, they are skipped by the interpreter's
+    # last garbage collections instead of walked one by one
+    gc.freeze()
+    sys.exit(code)
 
 
 def _path_error(e: OSError) -> str:
