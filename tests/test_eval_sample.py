@@ -22,9 +22,9 @@ from makemore.sampling import generate, novelty
 ITEMS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "a", "zoe"]
 
 
-def trained_like_model(name: str, vocab: Vocab, block_size: int):
+def trained_like_model(name: str, vocab: Vocab, block_size: int, n_layer: int = 2):
     torch.manual_seed(0)
-    sizes = {k: v for k, v in dict(n_embd=16, n_hidden=32, n_layer=2, n_head=2).items() if k in get_spec(name).reads}
+    sizes = {k: v for k, v in dict(n_embd=16, n_hidden=32, n_layer=n_layer, n_head=2).items() if k in get_spec(name).reads}
     model = create_model(model_config(name, vocab_size=vocab.size, block_size=block_size, **sizes))
     with torch.no_grad():  # random weights of a sensible size, so the distribution is not uniform
         for p in model.parameters():
@@ -32,7 +32,7 @@ def trained_like_model(name: str, vocab: Vocab, block_size: int):
     return model.double().eval()
 
 
-@pytest.mark.parametrize("name", ["mlp", "gru", "transformer", "wavenet"])
+@pytest.mark.parametrize("name", ["mlp", "gru", "rnn", "lstm", "transformer", "wavenet"])
 def test_eval_equals_brute_force(name):
     vocab = Vocab.from_items(ITEMS)
     block = max(map(len, ITEMS)) + 1
@@ -52,6 +52,24 @@ def test_eval_equals_brute_force(name):
     assert abs(got["nll"] - total / count) < 1e-9
     assert abs(got["bpc"] - got["nll"] / math.log(2)) < 1e-12
     assert abs(got["perplexity"] - math.exp(got["nll"])) < 1e-9
+
+
+@pytest.mark.parametrize("name", ["gru", "rnn"])
+def test_eval_path_equals_the_model_in_float64(name):
+    """The speed layer's evaluation path (a table lookup for the input projection, the recurrence
+    without autograd) gives the model's own logits, and evaluate_split the same figure either way."""
+    from makemore.speed import fast_logits
+    from makemore.speed.recurrent import applies
+
+    vocab = Vocab.from_items(ITEMS)
+    model = trained_like_model(name, vocab, 9, n_layer=1)
+    assert applies(model.rnn)
+    split = encode_items(ITEMS, vocab, 9)
+    x, _ = split.batch(torch.arange(len(ITEMS)), 9)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast_logits(model)(x), model(x)[0], rtol=1e-12, atol=1e-12)
+    fast, plain = evaluate_split(model, split, positions=20), evaluate_split(model, split, positions=20, fast=False)
+    assert abs(fast["nll"] - plain["nll"]) < 1e-12
 
 
 def test_a_diverged_model_has_infinite_perplexity_not_an_error():

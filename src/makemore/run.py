@@ -226,19 +226,22 @@ def _train_in_dir(
     if not info.is_main:
         dist.shutdown()
         return RunResult(run.path, state, {}, [], n_params(model))
-    result = finish_run(run, device, stream, n_samples, state)
+    result = finish_run(run, device, stream, n_samples, state, fast=speed.fast_paths)
     dist.shutdown()
     return result
 
 
-def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: int, state: TrainState) -> RunResult:
-    """Calibrate BatchNorm (if any), exact figures of the best checkpoint on every split, a few samples, then summary.json."""
+def finish_run(run: RunDir, device: torch.device, stream: IO[str], n_samples: int, state: TrainState,
+               fast: bool = True) -> RunResult:
+    """Calibrate BatchNorm (if any), exact figures of the best checkpoint on every split, a few samples, then summary.json.
+
+    `fast=False` evaluates through the models' own code (`--no-fast-paths`)."""
     ckpt, model, dataset = load_run(run.path, device)
     calibration = calibrate_loaded(run.checkpoint_for_inference(), ckpt, model, dataset, stream)  # None without BatchNorm
     splits = dict(dataset.splits)
     if not ckpt.train_config.exact_train and ckpt.train_config.val_subset:  # the train figure on a fixed sample
         splits["train"] = splits["train"].sample(ckpt.train_config.val_subset, seed=0)
-    metrics = {name: evaluate_split(model, split, desc=name, stream=stream) for name, split in splits.items() if len(split)}
+    metrics = {name: evaluate_split(model, split, desc=name, stream=stream, fast=fast) for name, split in splits.items() if len(split)}
     samples = generate(model, dataset.vocab, ckpt.model_config.block_size, n_samples, seed=0, device=device) if n_samples else []
     summary = {
         "model": ckpt.model_config.name, "n_params": n_params(model), "steps": state.step, "best_step": ckpt.step,

@@ -444,7 +444,8 @@ class Trainer:
         for name in splits:
             split = self.val_split if name == "val" else self.dataset.splits[name]
             if len(split):
-                out[f"{name}_loss"] = evaluate_split(self.model, split, desc=name, stream=self._stream)["nll"]
+                out[f"{name}_loss"] = evaluate_split(self.model, split, desc=name, stream=self._stream,
+                                                     fast=self.speed.fast_paths)["nll"]
         return out
 
     def _call(self, hook: str, *args: Any) -> None:

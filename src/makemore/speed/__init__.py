@@ -3,7 +3,8 @@
 The models (`makemore.models`) are the reference code, written as the lectures write them. What
 makes them fast is applied from outside, by the Trainer, when it builds its training step:
 
-- CPU fast paths for the model families registered in `FAST_PATHS`, each equal to the
+- CPU fast paths for the model families registered in `FAST_PATHS` (training) and
+  `EVAL_PATHS` (exact evaluation, `makemore.evaluate`), each equal to the
   reference (tested) and switched off together with `SpeedOptions(fast_paths=False)`: batches
   that stop at their longest item (the Trainer's `RowSampler(narrow=True)`), the
   positions-with-a-target losses (`speed.rows`), the written-out RNN / GRU recurrence
@@ -28,7 +29,7 @@ from ..models.mlp import MLP
 from ..models.rnn import Recurrent
 from ..models.transformer import Transformer
 from ..models.wavenet import WaveNet
-from .recurrent import RecurrentLoss
+from .recurrent import RecurrentLogits, RecurrentLoss
 from .rows import PositionwiseLoss, TransformerLoss
 
 
@@ -63,6 +64,21 @@ FAST_PATHS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
 }
 
 
+# model family -> the module whose forward(x) is its logits for evaluation on the CPU, without gradients
+EVAL_PATHS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
+    Recurrent: RecurrentLogits,
+}
+
+
+def fast_logits(model: nn.Module) -> nn.Module | None:
+    """The registered CPU evaluation path of `model`'s family (a module sharing its parameters,
+    forward(x) -> logits), or None for a family without one."""
+    for cls in type(model).__mro__:
+        if cls in EVAL_PATHS:
+            return EVAL_PATHS[cls](model)
+    return None
+
+
 def fast_loss(model: nn.Module) -> nn.Module | None:
     """The registered CPU training loss of `model`'s family (a module sharing its parameters), or
     None for a family without fast paths."""
@@ -72,4 +88,4 @@ def fast_loss(model: nn.Module) -> nn.Module | None:
     return None
 
 
-__all__ = ["SpeedOptions", "FAST_PATHS", "fast_loss"]
+__all__ = ["SpeedOptions", "FAST_PATHS", "EVAL_PATHS", "fast_loss", "fast_logits"]

@@ -5,7 +5,9 @@ A fast path of the speed layer (`makemore.speed`), for the CPU: PyTorch's CPU `n
 bookkeeping, not the arithmetic, is most of a step. `TanhRNNFunction` and `GRUFunction` run
 the same equations with one autograd node for the whole sequence; equal to `nn.RNN` / `nn.GRU`
 in float64 (outputs, final state and every gradient, tested). `written_out` runs a module
-through them where they apply and through the module itself elsewhere.
+through them where they apply and through the module itself elsewhere. For evaluation,
+`RecurrentLogits` runs the same forward equations without autograd, the input projection taken
+from a table of one row per vocabulary entry.
 """
 
 from __future__ import annotations
@@ -151,3 +153,43 @@ class RecurrentLoss(ModelLoss):
             return m(x, y)[1]
         out, _ = written_out(m.rnn, m.embed(x), m.initial_state(x.size(0)))  # (B, T, H)
         return lm_loss(m.head(out), y, m.config.loss)
+
+
+class RecurrentLogits(nn.Module):
+    """The logits of a `models.rnn.Recurrent` model for evaluation (no gradients): its one-layer
+    RNN or GRU run step by step with the input projection of each character looked up in a
+    (V, gates) table, `wte.weight @ W_ih^T + b_ih`: an embedding followed by a linear map is one
+    row of their product, so a product per position becomes a gather. The table is made on the
+    first call, so a module serves one evaluation (the weights must not change meanwhile).
+    The model is in eval mode (its dropout off); anything else, and anything `applies` does not
+    cover, goes through the model's own forward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self._table: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        rnn = m.rnn
+        if not applies(rnn) or m.training or torch.is_grad_enabled():
+            return m(x)[0]
+        B, T = x.shape
+        H = rnn.hidden_size
+        gru = isinstance(rnn, nn.GRU)
+        if self._table is None:
+            bias = rnn.bias_ih_l0 if gru else rnn.bias_ih_l0 + rnn.bias_hh_l0  # the RNN adds both biases to the input's share
+            self._table = torch.addmm(bias, m.wte.weight, rnn.weight_ih_l0.t())  # (V, gates * H)
+        gi = self._table[x.t()]  # (T, B, gates * H), time-major
+        h = m.initial_state(B)[0]  # (B, H)
+        out = gi.new_empty(T, B, H)
+        w_hh_t = rnn.weight_hh_l0.t()
+        for gi_t, out_t in zip(gi.unbind(0), out.unbind(0)):
+            if gru:  # PyTorch's gate order (r, z, n), as in GRUFunction
+                gh = torch.addmm(rnn.bias_hh_l0, h, w_hh_t)  # (B, 3H)
+                rz = torch.add(gi_t[:, : 2 * H], gh[:, : 2 * H]).sigmoid_()
+                n = torch.addcmul(gi_t[:, 2 * H :], rz[:, :H], gh[:, 2 * H :]).tanh_()
+                h = torch.addcmul(n, rz[:, H:], h - n, out=out_t)
+            else:
+                h = torch.addmm(gi_t, h, w_hh_t, out=out_t).tanh_()
+        return m.head(out.transpose(0, 1))  # (B, T, V)
