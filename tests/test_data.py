@@ -228,11 +228,11 @@ def test_a_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("MAKEMORE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(data, "CACHE_MIN_BYTES", 0)
     p = write(tmp_path, ("\n".join(builtin_names()[:100]) + "\n").encode())
-    first = load_dataset(DataConfig(input=str(p)))
+    first = load_dataset(DataConfig(input=str(p))).splits["train"].items  # decoded before the entry is damaged
     (entry,) = (tmp_path / "cache").iterdir()
     (entry / "train.tokens.npy").write_bytes(b"garbage")
     again = load_dataset(DataConfig(input=str(p)))
-    assert again.splits["train"].items == first.splits["train"].items
+    assert again.splits["train"].items == first
 
 
 def test_length_buckets_draw_every_item_equally_often_in_batches_of_similar_length():
@@ -286,3 +286,27 @@ def test_an_unusable_cache_costs_a_note_not_the_run(tmp_path, monkeypatch, capsy
     ds = load_dataset(DataConfig(input=str(p)))
     assert sum(map(len, ds.splits.values())) + sum(ds.dropped.values()) == 100
     assert "note: could not cache the encoded input" in capsys.readouterr().err
+
+
+def test_a_cached_input_is_mapped_from_the_first_run_and_linked_into_run_directories(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAKEMORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "CACHE_MIN_BYTES", 0)
+    p = write(tmp_path, ("\n".join(builtin_names()[:300]) + "\n").encode())
+    first = load_dataset(DataConfig(input=str(p)))  # builds the entry, then maps it
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert first.stored == entry  # read back from the entry, not the arrays built in memory
+    data.save_encoded(first, tmp_path / "run")
+    for name in ("train", "val", "test"):
+        for suffix in ("tokens", "lengths"):
+            f = f"{name}.{suffix}.npy"
+            assert (tmp_path / "run" / f).stat().st_ino == (entry / f).stat().st_ino  # a link, not a copy
+    back = data.load_encoded(tmp_path / "run")
+    assert back.splits["val"].items == first.splits["val"].items and back.vocab == first.vocab
+
+    def no_links(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(data.os, "link", no_links)  # another file system: the arrays are copied
+    data.save_encoded(first, tmp_path / "run2")
+    assert (tmp_path / "run2" / "train.tokens.npy").stat().st_nlink == 1
+    assert data.load_encoded(tmp_path / "run2").splits["train"].items == first.splits["train"].items

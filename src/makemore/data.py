@@ -414,8 +414,11 @@ class Dataset:
     source: str
     dropped: dict[str, int]  # per split: items dropped for characters outside the vocabulary
     skipped_long: int = 0    # input lines dropped by --skip-long
+    stored: Path | None = None  # the directory `load_encoded` read the splits from (None: built in memory)
 
     def to(self, device: torch.device | str) -> Dataset:
+        if all(s.tokens.device == torch.device(device) for s in self.splits.values()):
+            return self
         return replace(self, splits={k: s.to(device) for k, s in self.splits.items()})
 
 
@@ -472,11 +475,18 @@ def build_splits(train: Sequence[str], val: Sequence[str], test: Sequence[str], 
 
 
 def save_encoded(ds: Dataset, path: str | Path) -> None:
-    """Write `ds` as .npy arrays and meta.json into directory `path` (meta.json last: it marks a complete copy)."""
+    """Write `ds` as .npy arrays and meta.json into directory `path` (meta.json last: it marks a complete copy).
+
+    Arrays that `ds` maps from files (a cache entry) are hard-linked where the file system allows:
+    those files are never written again (a new entry replaces a whole directory), so the link is a
+    copy that costs neither the time nor the memory of reading them.
+    """
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
     for name, split in ds.splits.items():
         whole = split.starts.numel() == 0 or (int(split.starts[0]) == 0 and int(split.starts[-1]) + int(split.lengths[-1]) + 2 == split.tokens.numel())
+        if whole and ds.stored is not None and _link_arrays(ds.stored, p, name):
+            continue
         tokens, lengths = split.tokens.cpu().numpy(), split.lengths.cpu().numpy()
         if not whole:  # a subset: write its own stream
             tokens, lengths, _ = _encode_stream(split.items, split.vocab, drop_unknown=False)
@@ -485,6 +495,22 @@ def save_encoded(ds: Dataset, path: str | Path) -> None:
     meta = {"format": ENCODED_FORMAT, "vocab": list(ds.vocab.chars), "block_size": ds.block_size, "source": ds.source,
             "dropped": ds.dropped, "skipped_long": ds.skipped_long, "splits": list(ds.splits)}
     (p / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+def _link_arrays(src: Path, dst: Path, name: str) -> bool:
+    """Hard-link split `name`'s arrays from `src` into `dst`; False (nothing left behind) where that fails."""
+    made = []
+    try:
+        for suffix in ("tokens", "lengths"):
+            target = dst / f"{name}.{suffix}.npy"
+            target.unlink(missing_ok=True)
+            os.link(src / f"{name}.{suffix}.npy", target)
+            made.append(target)
+    except OSError:  # another file system, or one without hard links: the caller copies
+        for target in made:
+            target.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def load_encoded(path: str | Path, vocab: Vocab | None = None, block_size: int | None = None) -> Dataset:
@@ -508,7 +534,7 @@ def load_encoded(path: str | Path, vocab: Vocab | None = None, block_size: int |
             splits[name] = _split_from_arrays(tokens, lengths, vocab, block_size)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise MakemoreError(f"encoded data in {p} is missing or damaged ({e})") from None
-    return Dataset(vocab, block_size, splits, meta["source"], dict(meta["dropped"]), int(meta.get("skipped_long", 0)))
+    return Dataset(vocab, block_size, splits, meta["source"], dict(meta["dropped"]), int(meta.get("skipped_long", 0)), stored=p)
 
 
 def cache_dir() -> Path:
@@ -566,7 +592,12 @@ def load_dataset(cfg: DataConfig, stream: IO[str] | None = None) -> Dataset:
         (stream or sys.stderr).write(f"note: could not cache the encoded input in {entry.parent} ({e.strerror}); the next run reads it again\n")
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return ds
+        return ds
+    try:  # the entry's memory-mapped arrays in place of the ones just built: pages the run never
+        # touches stay on disk, and the run directory can link to the files
+        return replace(load_encoded(entry), source=ds.source)
+    except MakemoreError:
+        return ds
 
 
 def _read_dataset(cfg: DataConfig, stream: IO[str] | None) -> Dataset:
