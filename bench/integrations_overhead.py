@@ -17,8 +17,10 @@ or a 2-layer GPT-2 on the same names for the Hugging Face Trainer; both train he
 findings of each B run are printed). A, M and B alternate run by run. Times are the process's CPU
 seconds (time.process_time, one torch thread), so that other processes on a shared machine do not
 enter them (a run reads the clock twice: timing inside the run would cost more than the doctor).
-The table gives the median of each and the ratios. The report, written once at the end of a run by
-default, is timed separately.
+The table gives the median of each setup's times, and the overheads as the median and range of the
+ratios within each round of neighbouring A, M and B runs (the load of a shared machine drifts
+between rounds more than within one). The report, written once at the end of a run by default, is
+timed separately.
 """
 
 from __future__ import annotations
@@ -209,6 +211,12 @@ SETUPS: dict[str, Callable[..., tuple[float, Monitor | None]]] = {
 }
 
 
+def overhead(with_: list[float], without: list[float]) -> str:
+    """The median and range of the runs' ratios, round by round, as percentages above 1."""
+    pct = sorted(100 * (w / o - 1) for w, o in zip(with_, without))
+    return f"{statistics.median(pct):+.1f}% ({pct[0]:+.1f} to {pct[-1]:+.1f})"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--setups", default=",".join(SETUPS))
@@ -229,9 +237,9 @@ def main() -> None:
     print(f"# the doctor's integrations: {steps} steps, median of {runs} runs of each setup, A, M and B alternating, "
           "recording every 250 steps")
     print(f"# {platform.platform()}, python {platform.python_version()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s)\n")
+          f"{torch.get_num_threads()} thread(s); load average {os.getloadavg()[0]:.1f} at the start\n")
     print("| integration | A: no doctor (CPU s) | M: Monitor only | B: the integration | B/M - 1: the integration "
-          "| B/A - 1: all of the doctor | findings of the B runs |")
+          "(range) | B/A - 1: all of the doctor (range) | findings of the B runs |")
     print("|---|---|---|---|---|---|---|")
     last: Monitor | None = None
     for name in a.setups.split(","):
@@ -253,8 +261,9 @@ def main() -> None:
                     findings |= {f"{f.severity} {f.code}" for f in run_checks(mon.records)}
                     last = mon
         a_s, m_s, b_s = (statistics.median(times[m]) for m in MODES)
-        print(f"| {name} | {a_s:.3f} | {m_s:.3f} | {b_s:.3f} | {100 * (b_s / m_s - 1):+.1f}% | {100 * (b_s / a_s - 1):+.1f}% | "
-              f"{', '.join(sorted(findings)) or 'none'} |", flush=True)
+        print(f"| {name} | {a_s:.3f} | {m_s:.3f} | {b_s:.3f} | {overhead(times['B'], times['M'])} | "
+              f"{overhead(times['B'], times['A'])} | {', '.join(sorted(findings)) or 'none'} |", flush=True)
+    print(f"\n# load average {os.getloadavg()[0]:.1f} at the end")
     if last is not None:  # the last B run's records
         from makemore.diagnostics.report import write_report
 

@@ -31,15 +31,18 @@ What it measures on a recording step (the quantities of Karpathy's makemore part
 
 Cost: on other steps no hook is registered at all (and none that autograd keeps: tensor hooks
 live on the step's graph, module and optimizer hooks are removed) and the function mode is off;
-`step()` appends the detached loss to a list. All heavy hooks are registered just before a recording step and removed right after it,
-and that step's numbers reach the host in one device-to-host copy of one concatenated tensor.
+`step()` appends the detached loss to a list (no host sync). All heavy hooks are registered just
+before a recording step and removed right after it; the monitor's own measurements run outside the
+function mode; that step's numbers and the losses since the last one reach the host in one
+device-to-host copy of one concatenated tensor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +124,12 @@ class _Transfer:
         keys = list(self.items)
         tensors = list(self.items.values())
         dev = tensors[0].device
-        flat = torch.cat([t.to(dev) for t in tensors]).cpu().numpy()  # the one device-to-host transfer
+        flat = torch.cat([t.to(dev) for t in tensors]).cpu().tolist()  # the one device-to-host transfer
         out, i = {}, 0
         for k, t in zip(keys, tensors):
-            out[k] = flat[i : i + t.numel()].tolist()
-            i += t.numel()
+            n = t.numel()
+            out[k] = flat[i : i + n]
+            i += n
         self.items.clear()
         return out
 
@@ -314,6 +318,22 @@ class Monitor:
         if self._tap.active:
             self._tap.__exit__(None, None, None)
 
+    @contextlib.contextmanager
+    def _own_work(self) -> Iterator[None]:
+        """The monitor's own torch calls: not the model's (`_on_call` ignores them), and not sent
+        through the function mode at all when it is on top of the stack (a Python call per op)."""
+        self._busy = True
+        n = torch._C._len_torch_function_stack()
+        aside = n > 0 and torch._C._get_function_stack_at(n - 1) is self._tap
+        if aside:
+            torch._C._pop_torch_function_stack()
+        try:
+            yield
+        finally:
+            if aside:
+                torch._C._push_on_torch_function_stack(self._tap)
+            self._busy = False
+
     # -- hooks -------------------------------------------------------------------------------
 
     def _forward_hook(self, name: str, role: str, scale: tuple[float, float]) -> Callable[..., Any]:
@@ -324,11 +344,8 @@ class Monitor:
             replaced, first = None, name not in self._seen_fwd
             if first and recurrent.supported(module):
                 taps: list[recurrent.LayerTaps] = []
-                self._busy = True
-                try:
+                with self._own_work():
                     replaced = out = recurrent.unroll(module, args, kwargs, taps)  # type: ignore[arg-type]
-                finally:
-                    self._busy = False
                 self._rnn[name] = taps
             y = primary_tensor(out)
             if y is None or not y.is_floating_point() or y.numel() == 0:
@@ -360,8 +377,7 @@ class Monitor:
         if name not in self._infos:
             self._infos[name] = ModuleInfo(name, kind, role, int(units), bias_param)
         slope = None
-        self._busy = True
-        try:
+        with self._own_work():
             if role == "smooth":
                 if slope_of is None or x is None or x.shape != y.shape:
                     role = self._infos[name].role = "other"  # no input to take the slope at: stats only
@@ -372,8 +388,6 @@ class Monitor:
             with torch.no_grad():
                 self._transfer.put(("act", name), activation_summary(
                     y, role, self.bins, scale, self.map_rows, self.map_units, axis, slope))
-        finally:
-            self._busy = False
         if grad and y.requires_grad and role in _GRAD_ROLES:
             y.register_hook(self._grad_hook(name))
 
@@ -471,7 +485,8 @@ class Monitor:
         def hook(g: Tensor) -> None:
             if name not in self._seen_bwd:
                 self._seen_bwd.add(name)
-                self._transfer.put(("grad", name), finite_summary(g, self.bins))
+                with self._own_work():
+                    self._transfer.put(("grad", name), finite_summary(g, self.bins))
 
         return hook
 
@@ -480,13 +495,9 @@ class Monitor:
             if not torch.is_grad_enabled() or not module.training or ("bn", name, "mismatch") in self._transfer.items:
                 return
             if args and isinstance(args[0], Tensor) and module.running_mean is not None:
-                self._busy = True
-                try:
-                    with torch.no_grad():
-                        self._transfer.put(("bn", name), {"mismatch": batchnorm_mismatch(args[0], module),
-                                                          "noise": batchnorm_noise(args[0])})
-                finally:
-                    self._busy = False
+                with self._own_work(), torch.no_grad():
+                    self._transfer.put(("bn", name), {"mismatch": batchnorm_mismatch(args[0], module),
+                                                      "noise": batchnorm_noise(args[0])})
 
         return hook
 
@@ -537,9 +548,14 @@ class Monitor:
     # -- host side ---------------------------------------------------------------------------
 
     def _put_losses(self) -> None:
-        dev = next((t.device for t in self._losses if isinstance(t, Tensor)), torch.device("cpu"))
-        vals = [t.float().reshape(()).to(dev) if isinstance(t, Tensor) else torch.tensor(t, device=dev) for t in self._losses]
-        self._transfer.items[("loss",)] = torch.stack(vals)
+        losses = self._losses
+        if all(isinstance(t, Tensor) and t.dim() == 0 for t in losses) and len({(t.dtype, t.device) for t in losses}) == 1:
+            stacked = torch.stack(losses).float()  # type: ignore[arg-type]  # one op, not three per loss
+        else:
+            dev = next((t.device for t in losses if isinstance(t, Tensor)), torch.device("cpu"))
+            stacked = torch.stack([t.float().reshape(()).to(dev) if isinstance(t, Tensor) else torch.tensor(t, device=dev)
+                                   for t in losses])
+        self._transfer.items[("loss",)] = stacked
         self._losses.clear()
 
     def _store_losses(self, host: dict[tuple[str, ...], list[float]]) -> None:

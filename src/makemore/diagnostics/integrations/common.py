@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import torch
+from torch import Tensor
+
 from ..checks import SEVERITIES, Finding, run_checks, update_log_ratios
 from ..monitor import Monitor
 from ..records import Records, StepRecord
@@ -43,6 +46,17 @@ def require(module: str, extra: str, what: str, package: str | None = None) -> M
     except ImportError:
         package = package or module.split(".")[0]
         raise ImportError(f"{what} needs the {package} package: pip install 'makemore[{extra}]'") from None
+
+
+def step_loss(losses: list[Tensor], reduce: str) -> Tensor | None:
+    """An optimizer step's loss from its micro-batches' losses (device tensors): their "sum" or
+    "mean" in float32. One micro-batch, the usual case, is its own sum and mean: no op is run."""
+    if not losses:
+        return None
+    if len(losses) == 1:
+        return losses[0].float()
+    stacked = torch.stack(losses).float()
+    return stacked.sum() if reduce == "sum" else stacked.mean()
 
 
 def severity_level(severity: str) -> int:
@@ -200,5 +214,5 @@ class Watch:
                       [record_scalars(records, i) for i in new_idx], self.findings, new)
 
 
-__all__ = ["require", "severity_level", "dead_fraction", "record_scalars", "finding_scalars", "findings_text",
+__all__ = ["require", "step_loss", "severity_level", "dead_fraction", "record_scalars", "finding_scalars", "findings_text",
            "check_stop_on", "stop_reason", "finish_run", "Update", "Budget", "Watch", "PREFIX", "GUIDE_LOG10", "REPORT_FILE"]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..monitor import DEFAULT_EVERY, Monitor
-from .common import Update, Watch, check_stop_on, finding_scalars, finish_run, require, stop_reason
+from .common import Update, Watch, check_stop_on, finding_scalars, finish_run, require, step_loss, stop_reason
 
 transformers = require("transformers", "hf", "makemore.diagnostics.integrations.hf")
 logger = transformers.utils.logging.get_logger(__name__)
@@ -79,8 +79,7 @@ class DoctorCallback(transformers.TrainerCallback):
         if not self._losses:
             raise ValueError("DoctorCallback reads the loss from the model's output (output.loss), and this model "
                              "returned none: give it labels")
-        losses = torch.stack(self._losses).float()
-        self.monitor.step(losses.sum() if self._summed else losses.mean())
+        self.monitor.step(step_loss(self._losses, "sum" if self._summed else "mean"))
         self._losses.clear()
         if state.max_steps and state.global_step == state.max_steps - 1:
             self.monitor.record_next()  # the last step is always recorded

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 
 from ..monitor import DEFAULT_EVERY, Monitor
-from .common import PREFIX, Update, Watch, check_stop_on, finding_scalars, findings_text, finish_run, require, stop_reason
+from .common import (
+    PREFIX, Update, Watch, check_stop_on, finding_scalars, findings_text, finish_run, require, step_loss, stop_reason,
+)
 
 pl = require("lightning.pytorch", "lightning", "makemore.diagnostics.integrations.lightning")
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn  # noqa: E402
@@ -47,6 +49,7 @@ class DoctorCallback(pl.Callback):
         self.report_path: Path | None = None
         self._stepped = -1  # trainer.global_step at the last monitored step (gradient accumulation)
         self._losses: list[torch.Tensor] = []  # the step's micro-batch losses, on the device
+        self._last_step: int | None = None  # the step before max_steps, recorded fully
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
@@ -54,6 +57,7 @@ class DoctorCallback(pl.Callback):
                                start_step=trainer.global_step)
         self.watch = Watch(self.monitor)
         self._stepped = trainer.global_step
+        self._last_step = trainer.max_steps - 1 if trainer.max_steps > 0 else None
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.monitor is None:
@@ -61,13 +65,14 @@ class DoctorCallback(pl.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
             self._losses.append(loss.detach())
-        if trainer.global_step == self._stepped:
+        step = trainer.global_step  # a chain of properties in Lightning: read once
+        if step == self._stepped:
             return  # no optimizer step on this batch (accumulating gradients)
-        self._stepped = trainer.global_step
+        self._stepped = step
         # each micro-batch's loss comes divided by the number of micro-batches: they add up to the step's
-        self.monitor.step(torch.stack(self._losses).float().sum() if self._losses else None)
+        self.monitor.step(step_loss(self._losses, "sum"))
         self._losses.clear()
-        if trainer.max_steps > 0 and trainer.global_step == trainer.max_steps - 1:
+        if step == self._last_step:
             self.monitor.record_next()  # the last step is always recorded
         assert self.watch is not None
         if (up := self.watch.poll()) is not None:

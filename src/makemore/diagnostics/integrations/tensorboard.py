@@ -25,7 +25,9 @@ from ..records import Histogram, Records, StepRecord
 from .common import PREFIX, Update, Watch, finding_scalars, findings_text, require
 
 require("torch.utils.tensorboard", "tensorboard", "makemore.diagnostics.integrations.tensorboard", package="tensorboard")
+from tensorboard.compat.proto.summary_pb2 import Summary  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+from torch.utils.tensorboard.summary import histogram_raw, scalar, text  # noqa: E402
 
 # one chart per family in the Custom Scalars tab: every layer (and the guide) on the same axes
 LAYOUT = {PREFIX: {
@@ -37,23 +39,52 @@ LAYOUT = {PREFIX: {
 }}
 
 
-def _histogram(writer: SummaryWriter, tag: str, h: Histogram | None, mean: float, sum_squares_per: float, step: int) -> None:
+class Events:
+    """Summaries gathered by step, then written as one event per step: each event is a trip through
+    the writer's queue to its writing thread, and a recording step has dozens of values. The
+    values are the ones `add_scalar`, `add_histogram_raw` and `add_text` would write."""
+
+    def __init__(self) -> None:
+        self.by_step: dict[int, list[Any]] = {}
+
+    def add(self, step: int, summary: Summary) -> None:
+        self.by_step.setdefault(step, []).extend(summary.value)
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.add(step, scalar(tag, value))
+
+    def send(self, writer: SummaryWriter) -> None:
+        """Write the gathered steps in the order they were first added, then forget them."""
+        file_writer = writer._get_file_writer()  # the FileWriter that add_scalar writes through
+        for step, values in self.by_step.items():
+            file_writer.add_summary(Summary(value=values), step)
+        self.by_step.clear()
+
+
+def _histogram(events: Events, tag: str, h: Histogram | None, mean: float, sum_squares_per: float, step: int) -> None:
     """One histogram from the recorded bins; `sum_squares_per` is the mean of the squares."""
     n = sum(h.counts) if h is not None else 0
     if h is None or n == 0:
         return
-    writer.add_histogram_raw(tag, min=h.lo, max=h.hi, num=n, sum=mean * n, sum_squares=sum_squares_per * n,
-                             bucket_limits=h.edges()[1:], bucket_counts=h.counts, global_step=step)
+    events.add(step, histogram_raw(tag, min=h.lo, max=h.hi, num=n, sum=mean * n, sum_squares=sum_squares_per * n,
+                                   bucket_limits=h.edges()[1:], bucket_counts=h.counts))
+
+
+def add_histograms(events: Events, rec: StepRecord) -> None:
+    """The record's activation, output-gradient and weight-gradient histograms."""
+    for name, a in rec.acts.items():
+        _histogram(events, f"{PREFIX}/act_hist/{name}", a.hist, a.mean, a.std**2 + a.mean**2, rec.step)
+    for name, g in rec.grads.items():
+        _histogram(events, f"{PREFIX}/grad_hist/{name}", g.hist, g.mean, g.std**2 + g.mean**2, rec.step)
+    for name, p in rec.params.items():
+        _histogram(events, f"{PREFIX}/weight_grad_hist/{name}", p.grad_hist, p.grad_mean, p.grad_rms**2, rec.step)
 
 
 def write_histograms(writer: SummaryWriter, rec: StepRecord) -> None:
-    """The record's activation, output-gradient and weight-gradient histograms."""
-    for name, a in rec.acts.items():
-        _histogram(writer, f"{PREFIX}/act_hist/{name}", a.hist, a.mean, a.std**2 + a.mean**2, rec.step)
-    for name, g in rec.grads.items():
-        _histogram(writer, f"{PREFIX}/grad_hist/{name}", g.hist, g.mean, g.std**2 + g.mean**2, rec.step)
-    for name, p in rec.params.items():
-        _histogram(writer, f"{PREFIX}/weight_grad_hist/{name}", p.grad_hist, p.grad_mean, p.grad_rms**2, rec.step)
+    """Write the record's histograms (one event)."""
+    events = Events()
+    add_histograms(events, rec)
+    events.send(writer)
 
 
 class TensorBoardWriter:
@@ -86,26 +117,27 @@ class TensorBoardWriter:
         return up
 
     def write(self, records: Records, up: Update, final: bool = False) -> None:
-        w = self.writer
+        ev = Events()
         k, n = self.loss_every, len(records.losses)
         if k:  # whole blocks only, and at the end the rest
             end = n if final else n - n % k
             for i in range(self._loss_upto, end, k):
                 block = records.losses[i : min(i + k, end)]
-                w.add_scalar(f"{PREFIX}/loss", sum(block) / len(block), records.first_step + i + len(block) - 1)
+                ev.scalar(f"{PREFIX}/loss", sum(block) / len(block), records.first_step + i + len(block) - 1)
             self._loss_upto = end
         for rec, scalars in zip(up.records, up.scalars):
             for tag, value in scalars.items():
-                w.add_scalar(tag, value, rec.step)
-            write_histograms(w, rec)
+                ev.scalar(tag, value, rec.step)
+            add_histograms(ev, rec)
         for tag, value in finding_scalars(up.findings).items():
-            w.add_scalar(tag, value, up.step)
+            ev.scalar(tag, value, up.step)
         if up.new or final:
-            w.add_text(f"{PREFIX}/findings", findings_text(up.findings), up.step)
-        w.flush()
+            ev.add(up.step, text(f"{PREFIX}/findings", findings_text(up.findings)))
+        ev.send(self.writer)
+        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
 
 
-__all__ = ["TensorBoardWriter", "write_histograms", "LAYOUT"]
+__all__ = ["TensorBoardWriter", "Events", "add_histograms", "write_histograms", "LAYOUT"]
