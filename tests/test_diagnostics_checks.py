@@ -416,3 +416,37 @@ def test_upto_cuts_the_records_at_a_step() -> None:
     r = records([StepRecord(s, 3.0) for s in (0, 10, 20)], falling(25))
     cut = r.upto(10)
     assert [s.step for s in cut.steps] == [0, 10] and len(cut.losses) == 11 and len(r.losses) == 25
+
+
+# -- symptoms folded into their causes --------------------------------------------------------------
+
+
+def test_small_updates_where_gradients_fade_with_depth_are_the_gradients() -> None:
+    steps = [StepRecord(10 * i, 3.3, grads={"1": grad(1e-4), "3": grad(1.0)},
+                        params={"0.weight": param(10**-4.5), "2.weight": param(10**-4.5)}) for i in range(8)]
+    r = records(steps, losses=[3.3] * 80, matrices=["0.weight", "2.weight"])
+    assert "update.too_small" in {f.code for f in check_updates(r)}
+    assert [f.code for f in run_checks(r)] == ["grad.vanishing"]  # the early weights get no gradient to move by
+
+
+def _blown(first_std: float, losses: list[float]) -> Records:
+    # a ReLU layer whose outputs have std `first_std` at step 0, half its units dead from the start
+    steps = [StepRecord(10 * i, losses[10 * i], {"1": ActStats(0.0, first_std, 0.0, H, 500, None, 0.5, [0, 0, 5, 5])})
+             for i in range(len(losses) // 10)]
+    return records(steps, losses=losses, modules=RELU)
+
+
+def test_a_huge_step_0_loss_from_a_blown_up_first_layer_is_the_inputs() -> None:
+    falls = [500.0] + [3.0] * 99
+    fs = run_checks(_blown(2000.0, falls))
+    assert codes(fs) == [("init.loss_too_high", "error")]  # the dead units: the same huge inputs
+    assert "standardize the inputs" in fs[0].fix and "std 2e+03" in fs[0].evidence
+    fs = run_checks(_blown(0.5, falls))  # the first layer is fine: the output layer, and dead units of their own
+    assert [f.code for f in fs] == ["init.loss_too_high", "act.dead_units"] and "standardize" not in fs[0].fix
+
+
+def test_a_loss_that_never_recovered_from_its_initialization_is_the_initialization() -> None:
+    stuck = [400.0] + [12.0] * 150 + [20.0] * 49  # rises, but never came near ln(27) = 3.3
+    assert [f.code for f in run_checks(_blown(0.5, stuck))] == ["init.loss_too_high", "act.dead_units"]
+    recovered = [400.0] + [3.0] * 150 + [20.0] * 49
+    assert "loss.diverging" in [f.code for f in run_checks(_blown(0.5, recovered))]

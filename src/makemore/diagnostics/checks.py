@@ -63,6 +63,11 @@ class Thresholds:
     # confidently wrong. Twice ln(V) is the lecture's "27 instead of 3.3" kind of error.
     init_loss_rel: float = 0.2
     init_loss_abs: float = 0.25          # ... and at least this many nats above (small V)
+    # Initialized with std = gain/sqrt(fan_in) on standardized inputs, a layer's outputs have a std
+    # near 1 (0.1-1 in the suite's cases). Ten times that at the first nonlinearity, before any
+    # training, means what enters the network is far too large: raw inputs (amounts in the
+    # thousands) or first weights drawn by hand.
+    first_act_std_max: float = 10.0
     # With the tanh gain 5/3 on unit-variance inputs the pre-activations have std 5/3, and about
     # 21% of the outputs sit beyond |t| > 0.97 (the lecture's first layer shows 20%); deeper
     # layers settle near 5-10%. 35% needs pre-activations of std ~2.24 (P(|z| > 2.09/2.24) = 0.35:
@@ -191,6 +196,15 @@ def moving_average(losses: list[float], w: int) -> list[float]:
 # the checks
 
 
+def _blown_input(r: Records, t: Thresholds = DEFAULT) -> tuple[str, float] | None:
+    """(the first nonlinearity, its output std) when that std is above `t.first_act_std_max` at step 0."""
+    nl = _nonlinear(r)
+    if r.first_step != 0 or not r.steps or not nl or nl[0].name not in r.steps[0].acts:
+        return None
+    std = r.steps[0].acts[nl[0].name].std
+    return (nl[0].name, std) if std > t.first_act_std_max else None
+
+
 def check_init_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if r.first_step != 0 or not r.losses or not r.n_classes or r.n_classes < 2:
         return []
@@ -201,14 +215,16 @@ def check_init_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     if not math.isfinite(loss0) or loss0 - expected <= max(t.init_loss_rel * expected, t.init_loss_abs):
         return []
     where = r.output_module or "the output layer"
-    return [Finding(
-        "init.loss_too_high", "error" if loss0 > 2 * expected else "warning", where,
-        f"step-0 loss {loss0:.2f}, expected about {expected:.2f} (ln {r.n_classes}) for a near-uniform softmax; "
-        f"healthy below {expected * (1 + t.init_loss_rel):.2f}",
-        f"scale {where}'s initial weights down (multiply by about 0.01-0.1) and zero its bias, so the first "
-        "logits are near zero and the softmax near uniform",
-        step=0,
-    )]
+    fix = (f"scale {where}'s initial weights down (multiply by about 0.01-0.1) and zero its bias, so the first "
+           "logits are near zero and the softmax near uniform")
+    evidence = (f"step-0 loss {loss0:.2f}, expected about {expected:.2f} (ln {r.n_classes}) for a near-uniform softmax; "
+                f"healthy below {expected * (1 + t.init_loss_rel):.2f}")
+    blown = _blown_input(r, t)
+    if blown:  # the forward pass is blown up from its first layer: the inputs, not the output layer
+        evidence += f"; the first nonlinearity, {blown[0]}, already outputs std {blown[1]:.3g} (healthy about 1)"
+        fix = ("what enters the network is far too large: standardize the inputs (subtract each feature's mean, divide "
+               "by its std) and initialize the first layer with std = gain/sqrt(fan_in); then " + fix)
+    return [Finding("init.loss_too_high", "error" if loss0 > 2 * expected else "warning", where, evidence, fix, step=0)]
 
 
 def check_saturation(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
@@ -648,8 +664,12 @@ CODES = (
 #   * a loss that barely moves: dead or saturated units, fading gradients, tiny or huge updates;
 #   * gradients fading with depth, or through time in the same layer: units that are dead or
 #     saturated from the start (they pass no gradient);
-#   * updates too small: units dead from the start (their weights get no gradient to move by), or
-#     killed by steps far too large (nothing is left to move them);
+#   * updates too small: units dead from the start or gradients fading with depth (the weights get
+#     no gradient to move by), or units killed by steps far too large (nothing is left to move them);
+#   * units dead from the start next to a huge step-0 loss when the first layer's outputs are
+#     already far too large: the inputs (a unit fed a huge offset is on or off for every example);
+#   * a loss that rises but never came down to twice ln(classes) after a huge step-0 loss: the
+#     initialization (confidently wrong logits make the loss jump by multiples);
 #   * units that die during a run whose steps are far too large (the loss may diverge, or the
 #     steps may be above the band only until the units die: `_died_under_large_steps`), gradients
 #     that fade in it after initialization, BatchNorm running statistics that cannot follow it:
@@ -668,12 +688,22 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
         return sorted(found, key=lambda f: -f.rank)
     dead_at_start = _dead_from_start(records, thresholds)
     died_under_steps = {name for _, _, name, _ in _died_under_large_steps(records, thresholds)}
+    blown = _blown_input(records, thresholds)
+    # a loss that never came down to twice ln(classes) has not recovered from its initialization
+    L = [x for x in records.losses if math.isfinite(x)]
+    w = max(5, len(L) // 20)
+    never_recovered = (bool(records.n_classes) and len(L) >= w
+                       and min(moving_average(L, w)[w - 1 :]) > 2 * math.log(records.n_classes))  # type: ignore[arg-type]
     saturated_at_start = {f.where for f in found if f.code == "act.saturated" and f.severity != "info"}
     serious = {f.code for f in found if f.severity != "info"}
     time_layers = {name for s in records.steps for name in s.time}
+    # gradients that fade with depth leave the early layers' weights without gradient to move by
+    depth_vanishing = any(f.code == "grad.vanishing" and f.severity != "info" and f.where not in time_layers for f in found)
 
     def symptom(f: Finding) -> bool:
         if f.code == "act.dead_units":
+            if blown and "init.loss_too_high" in serious:
+                return True  # a unit whose input is a huge offset is on or off for every example
             return bool(serious & set(_LR_HIGH)) and (not dead_at_start or f.where in died_under_steps)
         if f.code == "loss.plateau":
             return bool(serious & set(_PLATEAU_CAUSES))
@@ -682,10 +712,12 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
                 return True  # appeared as the run diverged, not at initialization
             causes = dead_at_start | saturated_at_start
             return bool(causes) and (f.where not in time_layers or f.where in causes)
-        if f.code == "update.too_small":  # no weights to move, or steps so large that units died
-            return bool(dead_at_start) or "update.too_large" in serious
+        if f.code == "update.too_small":  # no weights to move, or steps so large that units died, or no gradient
+            return bool(dead_at_start) or "update.too_large" in serious or depth_vanishing
         if f.code == "norm.batch_stats_mismatch":  # running statistics cannot follow a diverging net
             return bool(serious & set(_LR_HIGH))
+        if f.code == "loss.diverging" and "init.loss_too_high" in serious and never_recovered:
+            return True  # the rises of confidently wrong logits: the initialization (or the inputs)
         if f.code == "init.loss_too_high":
             return any(g.code == "grad.exploding" and g.step == records.steps[0].step and g.where not in time_layers
                        for g in found)
