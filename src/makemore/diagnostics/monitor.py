@@ -115,19 +115,34 @@ class _Transfer:
 
     def put(self, key: tuple[str, ...], values: dict[str, Tensor]) -> None:
         for k, t in values.items():
-            self.items[(*key, k)] = t.detach().reshape(-1).float()
+            self.items[(*key, k)] = t
 
-    def fetch(self) -> dict[tuple[str, ...], list[float]]:
-        """One concatenation on the device, one copy to the host, then split by key."""
+    def fetch(self) -> dict[tuple[str, ...], Any]:
+        """One concatenation on the device, one copy to the host, then split by key into lists of
+        floats; the unit maps stay numpy arrays (they become int8 pictures). The 0-d values, most
+        of them, go into the concatenation as one stack rather than one reshape each."""
         if not self.items:
             return {}
-        keys = list(self.items)
-        tensors = list(self.items.values())
-        dev = tensors[0].device
-        flat = torch.cat([t.to(dev) for t in tensors]).cpu().tolist()  # the one device-to-host transfer
-        out, i = {}, 0
-        for k, t in zip(keys, tensors):
-            n = t.numel()
+        items = self.items
+        dev = next(iter(items.values())).device
+        scalars: list[tuple[str, ...]] = []
+        vectors: list[tuple[str, ...]] = []
+        maps: list[tuple[str, ...]] = []
+        for k, t in items.items():
+            (scalars if t.dim() == 0 and t.device == dev else maps if k[-1] == "map" else vectors).append(k)
+        with torch.no_grad():
+            parts = [torch.stack([items[k] for k in scalars]).float()] if scalars else []
+            parts += [items[k].reshape(-1).float().to(dev) for k in vectors + maps]
+            flat = torch.cat(parts).cpu().numpy()  # the one device-to-host transfer
+        sizes = [items[k].numel() for k in vectors]
+        head = flat[: len(scalars) + sum(sizes)].tolist()
+        out: dict[tuple[str, ...], Any] = {k: [head[i]] for i, k in enumerate(scalars)}
+        i = len(scalars)
+        for k, n in zip(vectors, sizes):
+            out[k] = head[i : i + n]
+            i += n
+        for k in maps:
+            n = items[k].numel()
             out[k] = flat[i : i + n]
             i += n
         self.items.clear()
@@ -174,6 +189,7 @@ class Monitor:
         # leaf modules, less those whose output tells nothing new (identity, dropout)
         self.leaves = [(name or type(model).__name__, m) for name, m in model.named_modules()
                        if next(m.children(), None) is None and not isinstance(m, _SKIP)]
+        self._roles = [module_role(m) for _, m in self.leaves]
         self.param_names = {id(p): name for name, p in model.named_parameters()}
         self.records = Records(every=every, window=window, n_classes=n_classes, first_step=start_step, meta=self._meta(),
                                matrices=self._matrices())
@@ -288,8 +304,7 @@ class Monitor:
         self._seen_fwd.clear()
         self._seen_bwd.clear()
         h = self._handles
-        for name, m in self.leaves:
-            role, scale = module_role(m)
+        for (name, m), (role, scale) in zip(self.leaves, self._roles):
             h.append(m.register_forward_hook(self._forward_hook(name, role, scale), with_kwargs=True))
             if role == "batchnorm" and getattr(m, "track_running_stats", False):
                 h.append(m.register_forward_pre_hook(self._bn_hook(name)))
