@@ -139,7 +139,10 @@ def test_lean_adamw_is_pytorch_fused_adamw_to_the_bit():
     """LeanAdamW (the CPU's AdamW, its lists gathered once) against torch.optim.AdamW(fused=True):
     equal parameters and moments after every step, through learning-rate changes, two weight-decay
     groups, a step where one parameter has no gradient (handed to PyTorch), a state-dict round trip
-    into a fresh optimizer, and step hooks that run once per step on either path."""
+    into a fresh optimizer, and step hooks (the optimizer's own and global ones) that run once per
+    step on either path while registered, and not after."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
     from makemore.speed.optim import LeanAdamW
 
     g = torch.Generator().manual_seed(0)
@@ -153,9 +156,15 @@ def test_lean_adamw_is_pytorch_fused_adamw_to_the_bit():
     a = torch.optim.AdamW(groups(ref), lr=1e-2, betas=(0.9, 0.99), fused=True)
     b = LeanAdamW(groups(ours), lr=1e-2, betas=(0.9, 0.99), fused=True)
     calls = []
-    b.register_step_pre_hook(lambda *_: calls.append("pre"))
-    b.register_step_post_hook(lambda *_: calls.append("post"))
+    hooks = [b.register_step_pre_hook(lambda *_: calls.append("pre")), b.register_step_post_hook(lambda *_: calls.append("post"))]
     for step in range(12):
+        if step == 4:  # steps 4-7 run bare (no hook), then through PyTorch's wrapper again for a global hook
+            for h in hooks:
+                h.remove()
+        if step == 6:
+            hooks = [register_optimizer_step_post_hook(lambda *_: calls.append("global"))]
+        if step == 7:
+            hooks[0].remove()
         if step == 8:  # continue from a saved state in a fresh optimizer
             buf = io.BytesIO()
             torch.save(b.state_dict(), buf)
@@ -176,7 +185,7 @@ def test_lean_adamw_is_pytorch_fused_adamw_to_the_bit():
             assert torch.equal(p, q) and q.grad is None
             for key in ("exp_avg", "exp_avg_sq", "step"):
                 assert torch.equal(a.state[p][key], b.state[q][key]), key
-    assert calls == ["pre", "post"] * 8  # hooks of the first optimizer, steps 0-7, once each
+    assert calls == ["pre", "post"] * 4 + ["global"] * 2  # each once per step while registered (global: a's and b's)
 
 
 def test_make_optimizer_builds_the_lean_adamw_when_asked():

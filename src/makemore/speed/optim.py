@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks as _GLOBAL_POST_HOOKS
+from torch.optim.optimizer import _global_optimizer_pre_hooks as _GLOBAL_PRE_HOOKS
 
 
 class LeanAdamW(torch.optim.AdamW):
@@ -30,6 +32,11 @@ class LeanAdamW(torch.optim.AdamW):
     creates the moments itself, as PyTorch's first step would: those wrappers import TorchDynamo on
     first use, an import as heavy as PyTorch's own, and only matter to code that torch.compile
     traces, which the Trainer never does with this optimizer.
+
+    PyTorch wraps every optimizer's `step` in a profiler scope that also runs the step hooks; at
+    makemore's sizes that scope costs more than the update of a small model. This `step` runs
+    bare while no hook is registered and no profiler records, and through PyTorch's own wrapper
+    otherwise, so hooks (the diagnostics monitor's) and profiles see it as they see any optimizer.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -57,8 +64,16 @@ class LeanAdamW(torch.optim.AdamW):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
-        # PyTorch wraps this method as it wraps every optimizer's step: the wrapper runs the
-        # step hooks (the diagnostics monitor's) around it, so they run on either path below
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or _GLOBAL_PRE_HOOKS
+                or _GLOBAL_POST_HOOKS or torch.autograd._profiler_enabled()):
+            return _hooked_step(self, closure)
+        return self._step(closure)
+
+    step.hooked = True  # type: ignore[attr-defined]  # PyTorch: do not wrap this step, it calls the wrapper itself
+
+    def _step(self, closure: Callable[[], Any] | None) -> Any:
+        """The update: the fused kernel on the gathered lists, or PyTorch's AdamW step where they
+        may be stale or do not apply."""
         grads = [[p.grad for p in g["params"]] for g in self.param_groups]
         pytorch = (closure is not None or any(g is None for gs in grads for g in gs)
                    or any(torch.is_tensor(g["lr"]) for g in self.param_groups))
@@ -110,9 +125,12 @@ class LeanAdamW(torch.optim.AdamW):
                  [self.state[p]["step"] for p in g["params"]]) for g in self.param_groups]
 
 
-
-
 def _eager(method: Callable[..., Any]) -> Callable[..., Any]:
     """PyTorch's `Optimizer` method without its `torch._disable_dynamo` wrapper (which imports
     TorchDynamo on its first call and changes nothing outside torch.compile)."""
     return getattr(method, "__wrapped__", method)
+
+
+# LeanAdamW._step inside PyTorch's step wrapper: the profiler scope, the step hooks (global and the
+# optimizer's own) and the profiler's parameter inspection, as for any optimizer
+_hooked_step = torch.optim.Optimizer.profile_hook_step(LeanAdamW._step)
