@@ -5,6 +5,11 @@ at a time, alternating A and B within each round and swapping which goes first e
 that both see the same minutes of a shared machine. Prints every measurement, then per model the
 median steps/s of each side and the median of the per-round ratios B/A.
 
+`--clock cpu` times the steps in CPU seconds of the measuring process instead of wall seconds (the
+measuring processes read `time.perf_counter` as `time.process_time`): on a machine shared with other
+work, a process's own CPU time moves much less from minute to minute than the wall clock, which also
+counts the time others hold the cores.
+
     git worktree add /tmp/base <commit>
     python bench/ab.py --a /tmp/base --b . --rounds 5 --models transformer,gru,mlp
 """
@@ -16,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 NAMES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "names.txt"
@@ -26,7 +32,7 @@ def rate(checkout: Path, model: str, a: argparse.Namespace) -> float:
     cmd = [sys.executable, str(checkout / "bench" / "speed.py"), "--models", model, "--modes", "eager",
            "--batches", str(a.batch), "--steps", str(a.steps), "--repeats", str(a.repeats), "--data", a.data,
            "--sizes", a.sizes] + (["--threads", str(a.threads)] if a.threads else [])
-    env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*a.clock_path, str(checkout / "src")])}
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     row = next((line.split() for line in proc.stdout.splitlines() if line.startswith(model + " ")), None)
     if proc.returncode or row is None or len(row) < 4:
@@ -46,7 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--sizes", default="makemore", choices=["makemore", "defaults"])
     p.add_argument("--data", default=str(NAMES))
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"], help="time steps in wall seconds or the process's CPU seconds")
     a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        a.clock_path = []
+        if a.clock == "cpu":  # Python imports sitecustomize at start-up, before speed.py reads the clock
+            (Path(tmp) / "sitecustomize.py").write_text("import time\n\ntime.perf_counter = time.process_time\n")
+            a.clock_path = [tmp]
+        return compare(a)
+
+
+def compare(a: argparse.Namespace) -> int:
     sides = {"A": Path(a.a).resolve(), "B": Path(a.b).resolve()}
     for side, path in sides.items():
         if not (path / "bench" / "speed.py").is_file():
@@ -54,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     models = a.models.split(",")
     print(f"A = {sides['A']}\nB = {sides['B']}\nbatch {a.batch}, eager, {a.repeats} x {a.steps} steps per measurement, "
-          f"{a.threads} thread(s), {a.rounds} rounds, sizes {a.sizes}\n")
+          f"{a.threads} thread(s), {a.rounds} rounds, sizes {a.sizes}, {a.clock} clock\n")
     print(f"{'model':<12} {'round':>5} {'A steps/s':>10} {'B steps/s':>10} {'B/A':>6}", flush=True)
     got: dict[str, dict[str, list[float]]] = {m: {"A": [], "B": []} for m in models}
     for r in range(a.rounds):
