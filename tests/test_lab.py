@@ -16,8 +16,8 @@ from makemore.config import DataConfig
 from makemore.corpora import builtin_names
 from makemore.data import Vocab, lecture_split
 from makemore.lab import EXPERIMENTS, LabResult, LabSettings, run_experiment
-from makemore.lab.common import Table, fmt
-from makemore.lab.init_ladder import RUNGS, build
+from makemore.lab.common import Lab, Table, fmt
+from makemore.lab.init_ladder import LECTURE_SEED, RUNGS, build
 from makemore.lab.wavenet_log import ROWS, PerPositionBatchNorm
 from makemore.lab import wavenet_log
 
@@ -110,16 +110,49 @@ def test_init_ladder_step0_loss_and_saturation(lab) -> None:  # type: ignore[no-
     assert all(math.isfinite(row["val loss"]) and row["val loss"] < r[0]["val loss"] for row in r[1:])
 
 
-def test_init_ladder_models_are_the_lectures() -> None:
-    m1, m2, m3, m4, m5 = (build(rung, 27, 16, seed=0) for rung in RUNGS)
-    w1 = [m.hidden[0].weight for m in (m1, m2, m3, m4)]
-    assert w1[0].shape == (200, 30) and m1.wte.weight.shape == (27, 10)
-    assert w1[0].std().item() == pytest.approx(1.0, rel=0.05)           # randn
-    assert w1[2].std().item() == pytest.approx(0.2, rel=0.05)           # randn * 0.2
-    assert w1[3].std().item() == pytest.approx((5 / 3) / math.sqrt(30), rel=0.05)  # kaiming, tanh gain
-    assert m2.lm_head.weight.std().item() == pytest.approx(0.01, rel=0.05) and not m2.lm_head.bias.any()
-    assert m1.lm_head.bias.std().item() > 0.5                            # b2 ~ randn in the first rung
-    assert isinstance(m5.hidden[1], torch.nn.BatchNorm1d) and m5.hidden[0].bias is None
+def lecture_cell(scales: tuple, seed: int) -> tuple[torch.Generator, list[torch.Tensor | None]]:
+    """Part 3's parameter cell, verbatim but for the factors: C, W1, b1, W2, b2 from one generator."""
+    c, w1, b1, w2, b2 = scales
+    g = torch.Generator().manual_seed(seed)
+    C = torch.randn((27, 10), generator=g) * c
+    W1 = torch.randn((30, 200), generator=g) * w1
+    B1 = None if b1 is None else torch.randn(200, generator=g) * b1
+    W2 = torch.randn((200, 27), generator=g) * w2
+    B2 = torch.randn(27, generator=g) * b2
+    return g, [C, W1, B1, W2, B2]
+
+
+@pytest.mark.parametrize("k", range(len(RUNGS)))
+def test_init_ladder_draws_the_lectures_parameters_then_its_batches(k: int) -> None:
+    rung = RUNGS[k]
+    gen = torch.Generator().manual_seed(LECTURE_SEED)
+    model = build(rung, 27, 16, gen)
+    g, (C, W1, B1, W2, B2) = lecture_cell(rung.scales, LECTURE_SEED)
+    first, last = model.hidden[0], model.lm_head
+    assert torch.equal(model.wte.weight, C) and torch.equal(first.weight, W1.T)
+    assert torch.equal(last.weight, W2.T) and torch.equal(last.bias, B2)
+    assert first.bias is None if B1 is None else torch.equal(first.bias, B1)
+    # the generator is left where the lecture draws its first batch
+    assert torch.equal(torch.randint(182_625, (32,), generator=gen), torch.randint(0, 182_625, (32,), generator=g))
+    assert isinstance(model.hidden[1], torch.nn.BatchNorm1d) == (rung.norm == "batch")
+
+
+def test_init_ladder_rungs_are_the_lectures() -> None:
+    kaiming = (5 / 3) / math.sqrt(30)
+    assert [r.scales for r in RUNGS] == [(1, 1, 1, 1, 1), (1, 1, 1, 0.01, 0), (1, 0.2, 0.01, 0.01, 0),
+                                         (1, kaiming, 0.01, 0.01, 0), (1, kaiming, None, 0.01, 0)]
+    assert [r.norm for r in RUNGS] == ["none"] * 4 + ["batch"]
+
+
+def test_init_ladder_first_step_is_the_lectures_on_names_txt() -> None:
+    """The lecture's first rung prints a step-0 loss of 27.8817: its draws, its split, its first batch."""
+    lab = Lab(LabSettings(input=str(full_names_txt()), seed=LECTURE_SEED), 1, io.StringIO())
+    gen = torch.Generator().manual_seed(LECTURE_SEED)
+    model = build(RUNGS[0], lab.dataset.vocab.size, lab.dataset.block_size, gen)
+    t = lab.train(model, lab.recipe(), batches_from=gen)
+    assert round(t.step0_loss, 4) == 27.8817
+    other = build(RUNGS[0], lab.dataset.vocab.size, lab.dataset.block_size, torch.Generator().manual_seed(LECTURE_SEED))
+    assert round(lab.train(other, lab.recipe()).step0_loss, 4) != 27.8817  # the Trainer's own batches: another batch
 
 
 def lecture_bigram_nll(words: list[str]) -> tuple[float, int]:
@@ -303,19 +336,3 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: li
 def test_fmt_cells() -> None:
     assert fmt(None) == "-" and fmt(True) == "yes" and fmt(float("nan")) == "nan" and fmt(0.0) == "0"
     assert fmt(2.5) == "2.5000" and fmt(1e-5) == "1.00e-05" and fmt(["a", "b"]) == "a b"
-
-
-def test_mlp_lecture_init_draws_the_lectures_parameters() -> None:
-    from makemore.lab.mlp import LECTURE_SEED, lecture_init_
-
-    model = build(RUNGS[0], 27, 16, seed=0)
-    lecture_init_(model, LECTURE_SEED)
-    g = torch.Generator().manual_seed(LECTURE_SEED)  # part 2's cell, verbatim
-    C = torch.randn((27, 10), generator=g)
-    W1 = torch.randn((30, 200), generator=g)
-    b1 = torch.randn(200, generator=g)
-    W2 = torch.randn((200, 27), generator=g)
-    b2 = torch.randn(27, generator=g)
-    x = torch.tensor([[0, 5, 13]])
-    ref = torch.tanh(C[x].view(-1, 30) @ W1 + b1) @ W2 + b2
-    torch.testing.assert_close(model(x)[0][:, -1], ref, rtol=0, atol=1e-5)

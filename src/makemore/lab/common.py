@@ -215,11 +215,14 @@ class Lab:
         return (f"Data: {d.source}, {n['train']} train / {n['val']} val / {n['test']} test items, {how}, "
                 f"vocabulary {d.vocab.size}; {batches}.")
 
-    def train(self, model: nn.Module, cfg: TrainConfig, progress: bool = False) -> Trained:
+    def train(self, model: nn.Module, cfg: TrainConfig, progress: bool = False,
+              batches_from: torch.Generator | None = None) -> Trained:
         """Train `model` on the corpus with `makemore.train.Trainer`, the diagnostics monitor attached.
 
         The monitor records about 40 steps of a run (4 in the quick size, where every step counts
         for the tests' time); step 0 is always recorded. `progress`: print progress lines.
+        `batches_from`: draw the batch indices on from this generator's state (the lecture draws
+        them from the generator that drew its parameters); default: the Trainer's, seeded `cfg.seed`.
         A run whose loss turns NaN/Inf stops there (the Trainer refuses to go on) and comes back
         with `diverged=True`; that is a result of the experiment, not an error.
         """
@@ -227,6 +230,8 @@ class Lab:
         cb = MonitorCallback(every=max(1, steps // (4 if self.quick else 40)), stop_on_nonfinite=True)
         callbacks: list[Any] = [Progress(self.stream)] if progress else []
         trainer = Trainer(model.to(self.device), self.dataset.to(self.device), cfg, self.device, callbacks, monitor=cb)
+        if batches_from is not None:
+            trainer.batch_gen.set_state(batches_from.get_state())
         records, diverged = fit_monitored(trainer, cb)
         if progress and self.stream.isatty():
             self.stream.write("\n")

@@ -11,10 +11,12 @@ examples (lr 0.1, then 0.01 after 100,000 steps). Its loss log (train / val):
     kaiming init (tanh gain 5/3)          2.0376 / 2.1069
     add a BatchNorm layer                 2.0668 / 2.1048
 
-The randn rungs are built from the registry's `mlp` and re-initialized by hand below, exactly
-as the lecture did in its notebook (that hand re-initialization is the lesson). The kaiming
-rungs are the `mlp` model's own initialization. Every rung starts from the same seed and
-sees the same batches.
+Every rung is the registry's `mlp` at the lecture's sizes, its parameters drawn as the
+lecture's cell draws them (`lecture_init_`): C, W1, b1, W2, b2 from one generator, in that
+order, times the rung's factors (the BatchNorm rung has no b1 and draws none). The lecture
+then takes its batch indices from the same generator, so the lab does too; with that
+generator's seed (`--seed 2147483647`) a rung starts from the lecture's very numbers and sees
+its very batches.
 """
 
 from __future__ import annotations
@@ -32,43 +34,59 @@ from .common import Experiment, Lab, Outcome, Table, Trained, new_figure, plot_h
 STYLES = ("-", "--", "-", "-.", ":")  # rows 1 and 2 share W1 (their tanh histograms coincide)
 LECTURE_TRAIN = (2.1245, 2.0696, 2.0355, 2.0376, 2.0668)
 LECTURE_VAL = (2.1682, 2.1310, 2.1026, 2.1069, 2.1048)
+LECTURE_SEED = 2147483647  # the lecture's torch.Generator seed
+
+
+FAN_IN = 30  # the hidden layer reads 3 characters x 10 dimensions
+KAIMING = (5 / 3) / math.sqrt(FAN_IN)  # tanh's gain over sqrt(fan_in)
 
 
 @dataclass(frozen=True)
 class Rung:
     name: str
     init: str                                   # how the weights are drawn, in words
+    # factors of the randn draws of C, W1, b1, W2, b2 (b1 None: the hidden layer has no bias, none is drawn)
+    scales: tuple[float, float, float | None, float, float]
     norm: str = "none"
-    # (W1, b1, W2, b2) multipliers of randn draws; None: keep the model's kaiming init
-    randn: tuple[float, float, float, float] | None = None
 
 
 RUNGS = (
-    Rung("default-scale init", "W1, b1, W2, b2 ~ randn (no fan-in scaling)", randn=(1.0, 1.0, 1.0, 1.0)),
-    Rung("output layer scaled down", "W2 * 0.01, b2 * 0", randn=(1.0, 1.0, 0.01, 0.0)),
-    Rung("hidden layer scaled down too", "also W1 * 0.2, b1 * 0.01", randn=(0.2, 0.01, 0.01, 0.0)),
-    Rung("kaiming (tanh gain 5/3)", "W1 ~ N(0, (5/3)^2 / fan_in), b1 = 0; output std 0.1 / sqrt(fan_in)"),
-    Rung("kaiming + BatchNorm", "as kaiming, hidden layer Linear (no bias) -> BatchNorm1d -> tanh", norm="batch"),
+    Rung("default-scale init", "C, W1, b1, W2, b2 ~ randn (no fan-in scaling)", (1.0, 1.0, 1.0, 1.0, 1.0)),
+    Rung("output layer scaled down", "W2 * 0.01, b2 * 0", (1.0, 1.0, 1.0, 0.01, 0.0)),
+    Rung("hidden layer scaled down too", "also W1 * 0.2, b1 * 0.01", (1.0, 0.2, 0.01, 0.01, 0.0)),
+    Rung("kaiming (tanh gain 5/3)", "W1 * (5/3) / sqrt(fan_in) instead of * 0.2", (1.0, KAIMING, 0.01, 0.01, 0.0)),
+    Rung("kaiming + BatchNorm", "as kaiming, hidden layer W1 (no bias) -> BatchNorm -> tanh", (1.0, KAIMING, None, 0.01, 0.0),
+         norm="batch"),
 )
 
 
 @torch.no_grad()
-def randn_init_(model: nn.Module, scales: tuple[float, float, float, float], gen: torch.Generator) -> None:
-    """The lecture's hand initialization: W1, b1, W2, b2 = randn * scales (the embedding is randn already)."""
-    first = next(m for m in model.hidden if isinstance(m, nn.Linear))  # type: ignore[union-attr]
-    last = model.lm_head  # type: ignore[union-attr]
-    for p, s in zip((first.weight, first.bias, last.weight, last.bias), scales):
-        p.copy_(torch.randn(p.shape, generator=gen) * s)
+def lecture_init_(model: nn.Module, scales: tuple[float, float, float | None, float, float], gen: torch.Generator) -> None:
+    """Draw C, W1 (fan_in, H), b1, W2 (H, V), b2 from `gen` in the lecture's order and shapes, times
+    `scales`, into the registry's mlp (whose Linear weights are W1.T and W2.T). A None factor skips b1."""
+    first, last = model.hidden[0], model.lm_head  # type: ignore[index, union-attr]
+    H, fan_in = first.weight.shape
+    V = last.weight.shape[0]
+    c, w1, b1, w2, b2 = scales
+    model.wte.weight.copy_(torch.randn(model.wte.weight.shape, generator=gen) * c)  # type: ignore[union-attr]
+    first.weight.copy_(torch.randn(fan_in, H, generator=gen).T * w1)
+    if b1 is not None:
+        first.bias.copy_(torch.randn(H, generator=gen) * b1)
+    last.weight.copy_(torch.randn(H, V, generator=gen).T * w2)
+    last.bias.copy_(torch.randn(V, generator=gen) * b2)
 
 
-def build(rung: Rung, vocab_size: int, block_size: int, seed: int) -> nn.Module:
-    """The lecture's MLP for one rung: the registry's mlp at the lecture's sizes, re-initialized if asked."""
+def build(rung: Rung, vocab_size: int, block_size: int, gen: torch.Generator) -> nn.Module:
+    """The lecture's MLP for one rung, its parameters drawn from `gen` as the lecture draws them.
+
+    `gen` is left where the lecture's next draws, its batch indices, begin.
+    """
     cfg = model_config("mlp", context=3, n_embd=10, n_hidden=200, n_layer=1, norm=rung.norm,
                        vocab_size=vocab_size, block_size=block_size)
-    torch.manual_seed(seed)  # the same embedding table and kaiming draws for every rung
     model = create_model(cfg)
-    if rung.randn is not None:
-        randn_init_(model, rung.randn, torch.Generator().manual_seed(seed))
+    if (model.hidden[0].bias is None) != (rung.scales[2] is None):  # type: ignore[index]
+        raise ValueError(f"rung {rung.name!r}: b1's factor must be None exactly when the hidden layer has no bias")
+    lecture_init_(model, rung.scales, gen)
     return model
 
 
@@ -93,8 +111,9 @@ def run(lab: Lab) -> Outcome:
     runs: list[Trained] = []
     for k, rung in enumerate(RUNGS):
         lab.say(f"[{k + 1}/{len(RUNGS)}] {rung.name}: {rung.init}")
-        model = build(rung, V, data.block_size, lab.seed)
-        t = lab.train(model, cfg, progress=True)
+        gen = torch.Generator().manual_seed(lab.seed)  # each rung restarts the lecture's generator
+        model = build(rung, V, data.block_size, gen)
+        t = lab.train(model, cfg, progress=True, batches_from=gen)
         if rung.norm == "batch" and not t.diverged:
             t.calibrate()  # exact running statistics over the training split, as the lecture did
         losses = t.losses()
@@ -115,8 +134,8 @@ def run(lab: Lab) -> Outcome:
     ]
     return Outcome(
         [table], figs,
-        intro="The lecture's MLP (context 3, 10-dimensional embeddings, 200 tanh units) trained five ways with "
-              "the same seed and the same batches. A careless init wastes the first thousands of steps "
+        intro="The lecture's MLP (context 3, 10-dimensional embeddings, 200 tanh units) trained five ways, "
+              "each from the same seed, as the lecture did. A careless init wastes the first thousands of steps "
               "squashing a confidently wrong softmax and leaves tanh units saturated; scaling the layers, "
               "kaiming's gain or BatchNorm fix it, and the final loss improves.",
         method=[
@@ -124,8 +143,10 @@ def run(lab: Lab) -> Outcome:
             f"Optimization: {lab.steps} steps of plain SGD (no momentum, no weight decay, no clipping), lr 0.1, "
             "then 0.01 from half-way (TrainConfig(optimizer='sgd', momentum=0, schedule='step', lr_drops=(0.5,), "
             "lr_drop_factor=0.1)), as the lecture's 200,000 steps with the drop at 100,000.",
-            "Model: makemore's mlp registry entry at context 3, n_embd 10, n_hidden 200, n_layer 1; rows 1-3 "
-            "re-initialize W1, b1, W2, b2 with randn times the factors named; rows 4-5 keep the model's kaiming init.",
+            "Model: makemore's mlp registry entry at context 3, n_embd 10, n_hidden 200, n_layer 1; C, W1, b1, W2, b2 "
+            f"drawn from randn times each row's factors, in the lecture's order, from one generator seeded {lab.seed}, "
+            "which then draws the batch indices, as in the lecture"
+            + (" (whose generator is seeded so)." if lab.seed == LECTURE_SEED else f" (the lecture's: --seed {LECTURE_SEED})."),
             "Step-0 loss is the first training batch's; saturation is the fraction of hidden tanh outputs with "
             "|t| > 0.97 on that batch; train and val loss are exact over the whole split (nats per character). "
             "The BatchNorm row's running statistics are recalibrated over the training split before evaluation.",
@@ -178,4 +199,4 @@ EXPERIMENT = Experiment(
     run, steps=200_000, quick_steps=60,
 )
 
-__all__ = ["EXPERIMENT", "RUNGS", "Rung", "build", "randn_init_", "LECTURE_VAL", "LECTURE_TRAIN"]
+__all__ = ["EXPERIMENT", "RUNGS", "Rung", "build", "lecture_init_", "LECTURE_SEED", "LECTURE_VAL", "LECTURE_TRAIN"]

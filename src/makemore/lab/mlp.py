@@ -7,7 +7,7 @@ layer; every parameter ~ randn (no scaling: that lesson comes in part 3). It tra
 train 2.1260 / val 2.1701.
 
 The model is the registry's `mlp` at those sizes, its parameters drawn as the lecture draws
-them (`lecture_init_`: one generator, the lecture's order and shapes; `--seed 2147483647` is
+them (`init_ladder.lecture_init_`: one generator, the lecture's order and shapes; `--seed 2147483647` is
 the lecture's own generator, so the run starts from the lecture's very numbers); training goes
 through `makemore.train.Trainer` on example batches of the lectures' split.
 """
@@ -17,37 +17,20 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from ..models import n_params
 from .common import Experiment, Lab, Outcome, Table, new_figure, smoothed_losses
-from .init_ladder import RUNGS, build
-
-LECTURE_SEED = 2147483647  # the lecture's torch.Generator seed
+from .init_ladder import LECTURE_SEED, RUNGS, build
 
 LECTURE = {"train": 2.1260, "val": 2.1701}
 LECTURE_PARAMS = 11_897  # C (27x10), W1 (30x200), b1, W2 (200x27), b2
 
 
-@torch.no_grad()
-def lecture_init_(model: nn.Module, seed: int) -> None:
-    """Part 2's initialization: C, W1 (fan_in, H), b1, W2 (H, V), b2 ~ randn, drawn in that order from
-    one generator seeded `seed`, copied into the registry's mlp (whose Linear weights are W1.T and W2.T)."""
-    g = torch.Generator().manual_seed(seed)
-    first, last = model.hidden[0], model.lm_head  # type: ignore[index, union-attr]
-    V, E = model.wte.weight.shape  # type: ignore[union-attr]
-    H, fan_in = first.weight.shape
-    model.wte.weight.copy_(torch.randn(V, E, generator=g))  # type: ignore[union-attr]
-    first.weight.copy_(torch.randn(fan_in, H, generator=g).T)
-    first.bias.copy_(torch.randn(H, generator=g))
-    last.weight.copy_(torch.randn(H, V, generator=g).T)
-    last.bias.copy_(torch.randn(V, generator=g))
-
-
 def run(lab: Lab) -> Outcome:
     data = lab.dataset
-    model = build(RUNGS[0], data.vocab.size, data.block_size, lab.seed)
-    lecture_init_(model, lab.seed)
+    # part 3's first rung is part 2's network: C, W1, b1, W2, b2 ~ randn from one generator; part 2's
+    # notebook drew its batches from torch's unseeded global generator, so the Trainer's own seeds them
+    model = build(RUNGS[0], data.vocab.size, data.block_size, torch.Generator().manual_seed(lab.seed))
     t = lab.train(model, lab.recipe(), progress=True)
     losses = t.losses(("train", "val", "test"))
     table = Table(
