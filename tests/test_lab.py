@@ -181,6 +181,30 @@ def test_bigram_counts_is_the_lectures_on_names_txt() -> None:
     assert round(smoothed["NLL (float32 running sum)"], 4) == smoothed["lecture"] == 2.4544
 
 
+def test_bigram_counts_variants_against_plain_python(lab) -> None:  # type: ignore[no-untyped-def]
+    """The variants table: per pair, per line and without the closing '.', each against a plain-Python count."""
+    counts: dict[tuple[str, str], int] = {}
+    lines = ["." + w + "." for w in ITEMS]
+    for cs in lines:
+        for a, b in zip(cs, cs[1:]):
+            counts[a, b] = counts.get((a, b), 0) + 1
+    chars = sorted(set("".join(lines)))
+
+    def logp(a: str, b: str, k: float) -> float:
+        return math.log((counts.get((a, b), 0) + k) / sum(counts.get((a, c), 0) + k for c in chars))
+
+    pairs = [(a, b) for cs in lines for a, b in zip(cs, cs[1:])]
+    per_line = [sum(-logp(a, b, 1) for a, b in zip(cs, cs[1:])) / (len(cs) - 1) for cs in lines]
+    not_closing = [-logp(a, b, 1) for a, b in pairs if b != "."]
+    got = {r["variant"]: r for r in rows(lab("bigram-counts").tables[1])}
+    for k in (0.0, 1.0, 10.0):
+        row = got[f"+{k:g} smoothing, whole file, mean over pairs"]
+        assert row["pairs scored"] == len(pairs) and row["NLL"] == pytest.approx(sum(-logp(a, b, k) for a, b in pairs) / len(pairs), abs=1e-9)
+    assert got["+1 smoothing, whole file, mean over lines of each line's mean"]["NLL"] == pytest.approx(sum(per_line) / len(per_line), abs=1e-9)
+    row = got["+1 smoothing, whole file, the closing '.' not scored"]
+    assert row["pairs scored"] == len(not_closing) and row["NLL"] == pytest.approx(sum(not_closing) / len(not_closing), abs=1e-9)
+
+
 def test_bigram_neural_starts_at_the_lectures_loss_and_learns_the_counts() -> None:
     path = full_names_txt()
     result = run_experiment("bigram-neural", LabSettings(input=str(path), steps=3, seed=2147483647),

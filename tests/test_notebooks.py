@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+
+def need(name: str) -> ModuleType:
+    """Import `name`; skip where it is missing, except in CI, where requirements-test.txt installs it."""
+    return importlib.import_module(name) if os.environ.get("CI") else pytest.importorskip(name)
+
+
+nbformat = need("nbformat")
+nbclient = need("nbclient")
+need("ipykernel")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "docs" / "notebooks").glob("*.ipynb"))
 KERNEL = "makemore-tests"

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from ..data import Split, Vocab, encode_items, read_items
+from ..data import BOUNDARY, IGNORE, Split, Vocab, encode_items, read_items
 from ..evaluate import evaluate_split
 from ..examples import build_examples
 from ..models import create_model, model_config
@@ -57,6 +57,39 @@ def running_sum_nll(model: torch.nn.Module, pairs_x: torch.Tensor, pairs_y: torc
     return -float(np.cumsum(picked, dtype=np.float32)[-1]) / len(picked)
 
 
+def log_table(x: torch.Tensor, y: torch.Tensor, V: int, k: float) -> torch.Tensor:
+    """(V, V) float64 log P(next | character) of the (x, y) pairs' counts with +k smoothing."""
+    counts = torch.zeros(V, V, dtype=torch.float64).index_put_((x, y), torch.ones(len(x), dtype=torch.float64),
+                                                               accumulate=True)
+    smoothed = counts + k
+    return (smoothed / smoothed.sum(1, keepdim=True)).log()
+
+
+def variants(lab: Lab, split: Split, V: int) -> Table:
+    """The counting bigram's average NLL under the natural variants of its recipe, in float64:
+    the smoothing, what is averaged, which pairs are scored, and where it is counted."""
+    pairs = build_examples(split, 1)
+    x, y = pairs.x[:, 0], pairs.next_chars  # (N,) each
+    line = (split.y != IGNORE).nonzero()[:, 0]  # (N,) the line each pair comes from, in the same order
+    table = Table("the counting bigram's variants: average NLL", ["variant", "pairs scored", "NLL"])
+    for k in (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0):
+        table.add(f"+{k:g} smoothing, whole file, mean over pairs", len(x), -log_table(x, y, V, k)[x, y].mean().item())
+    nll = -log_table(x, y, V, 1.0)[x, y]  # (N,)
+    n_lines = int(line.max()) + 1
+    per_line = torch.zeros(n_lines, dtype=torch.float64).index_add_(0, line, nll) / torch.bincount(line, minlength=n_lines)
+    table.add("+1 smoothing, whole file, mean over lines of each line's mean", len(x), per_line.mean().item())
+    for what, keep in (("the closing '.' not scored", y != BOUNDARY), ("the opening '.' not scored", x != BOUNDARY)):
+        table.add(f"+1 smoothing, whole file, {what}", int(keep.sum()), nll[keep].mean().item())
+    data = lab.dataset  # the lab's split of the same file (the lectures' by default)
+    train = build_examples(data.splits["train"], 1)
+    logp = log_table(train.x[:, 0], train.next_chars, data.vocab.size, 1.0)
+    for name in ("train", "val", "test"):
+        ex = build_examples(data.splits[name], 1)
+        table.add(f"+1 smoothing, counted on the {lab.split_words()} train part, scored on its {name} part", len(ex),
+                  -logp[ex.x[:, 0], ex.next_chars].mean().item())
+    return table
+
+
 def run_counts(lab: Lab) -> Outcome:
     split, vocab, source = whole_file(lab)
     pairs = build_examples(split, 1)  # every (character, next character) pair, in file order
@@ -81,7 +114,7 @@ def run_counts(lab: Lab) -> Outcome:
     ax.set_title("P(next | character), +1 smoothing ('.' starts and ends a name)")
     ex, rs = table.rows[0][2], table.rows[0][3]
     return Outcome(
-        [table], {"bigram_counts": fig},
+        [table, variants(lab, split, vocab.size)], {"bigram_counts": fig},
         intro="Count every (character, next character) pair, normalize each row, and the table is the "
               "maximum-likelihood bigram model; +1 smoothing keeps every probability above zero.",
         method=[
@@ -90,6 +123,8 @@ def run_counts(lab: Lab) -> Outcome:
             "Model: the registry's `counts` (fit_closed_form: one index_put_ of ones; add-k smoothing).",
             "NLL (float64 sum): makemore.evaluate over every pair. NLL (float32 running sum): the same "
             "log-probabilities added one at a time in float32, as the lecture's Python loop does.",
+            "Variants: the same counts in float64 with other smoothing, averaged per line instead of per pair, "
+            "without the boundary pairs, or counted on a train part and scored on held-out names.",
         ],
         notes=[f"The exact average is {ex:.4f}; adding float32 log-probabilities one by one, as the lecture's loop does, "
                f"gives {rs:.4f}" + (f": the lecture's printed {LECTURE_SMOOTHED} is that rounding, not a different model."

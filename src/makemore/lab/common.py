@@ -203,6 +203,11 @@ class Lab:
         split = self.dataset.splits["train"]
         return f"{bs} items (~{bs * split.n_chars / max(1, len(split.items)):.0f} characters)"
 
+    def split_words(self) -> str:
+        """The split, in a few words: "lectures'" or "0.8/0.1/0.1"."""
+        split = self.settings.split
+        return "lectures'" if split == "lecture" else "/".join(f"{f:g}" for f in split)
+
     def data_words(self) -> str:
         """The data and batches, one sentence for an experiment's recipe."""
         d = self.dataset
