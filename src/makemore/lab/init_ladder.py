@@ -7,8 +7,8 @@ examples (lr 0.1, then 0.01 after 100,000 steps). Its loss log (train / val):
 
     original (randn everywhere)           2.1245 / 2.1682
     fix softmax confidently wrong         2.0696 / 2.1310   W2 * 0.01, b2 * 0
-    fix tanh layer too saturated at init  2.0355 / 2.1026   W1 * 0.2, b1 * 0.01
-    kaiming init (tanh gain 5/3)          2.0376 / 2.1069
+    fix tanh layer too saturated at init  2.0356 / 2.1027   W1 * 0.2, b1 * 0.01
+    kaiming init (tanh gain 5/3)          2.0377 / 2.1070   W1 * (5/3) / sqrt(fan_in)
     add a BatchNorm layer                 2.0668 / 2.1048
 
 Every rung is the registry's `mlp` at the lecture's sizes, its parameters drawn as the
@@ -32,8 +32,9 @@ from ..models import create_model, model_config
 from .common import Experiment, Lab, Outcome, Table, Trained, new_figure, plot_histogram, smoothed_losses
 
 STYLES = ("-", "--", "-", "-.", ":")  # rows 1 and 2 share W1 (their tanh histograms coincide)
-LECTURE_TRAIN = (2.1245, 2.0696, 2.0355, 2.0376, 2.0668)
-LECTURE_VAL = (2.1682, 2.1310, 2.1026, 2.1069, 2.1048)
+# the lecture's printed losses rounded to 4 decimals (it prints 2.0355966..., 2.1026785..., 2.0376641..., 2.1069896...)
+LECTURE_TRAIN = (2.1245, 2.0696, 2.0356, 2.0377, 2.0668)
+LECTURE_VAL = (2.1682, 2.1310, 2.1027, 2.1070, 2.1048)
 LECTURE_SEED = 2147483647  # the lecture's torch.Generator seed
 
 
