@@ -191,7 +191,7 @@ def run_neural(lab: Lab) -> Outcome:
 
 COUNTS = Experiment(
     "bigram-counts", "Part 1: the counting bigram",
-    "part 1: count every (character, next) pair of the whole file, +1 smoothing; NLL against the lecture's 2.4544",
+    "part 1: count every (character, next) pair of the whole file, +1 smoothing; NLL against the lecture's 2.4544; the recipe's variants",
     run_counts, steps=1, quick_steps=1, steps_means="closed form, no steps (the size is ignored)",
 )
 NEURAL = Experiment(
