@@ -12,6 +12,7 @@ default thread count rest on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
 import os
 import platform
@@ -39,9 +40,8 @@ def steps_per_s(name: str, threads: int, steps: int, warmup: int) -> float:
     train = dict(get_spec(name).train)
     cfg = TrainConfig(steps=warmup, batch_size=train.get("batch_size", TrainConfig.batch_size),
                       eval_interval=10**9, log_interval=10**9, device="cpu")
-    trainer = Trainer(model, dataset, cfg, torch.device("cpu"), [])
-    trainer.fit()  # warm-up
-    trainer.cfg = TrainConfig(**{**cfg.__dict__, "steps": warmup + steps})
+    Trainer(model, dataset, cfg, torch.device("cpu"), []).fit()  # warm-up
+    trainer = Trainer(model, dataset, dataclasses.replace(cfg, steps=steps), torch.device("cpu"), [])
     t = time.perf_counter()
     trainer.fit()
     return steps / (time.perf_counter() - t)
