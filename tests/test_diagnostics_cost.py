@@ -84,6 +84,14 @@ def draws(name: str) -> Callable[[int], tuple[Tensor, Tensor]]:
 MODELS: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "conv": ConvNet, "gpt": TinyGPT, "gru": GRUModel}
 
 
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor) -> Tensor:
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def monitored_run(name: str, steps: int = 10, every: int = 3) -> tuple[str, list[str], list[float]]:
     """(the records as JSON, the findings, each step's loss read on the host)."""
     torch.manual_seed(0)
@@ -91,11 +99,7 @@ def monitored_run(name: str, steps: int = 10, every: int = 3) -> tuple[str, list
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     mon, draw, losses = Monitor(model, opt, every=every), draws(name), []
     for step in range(steps):
-        x, y = draw(step)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = train_step(model, opt, *draw(step))
         mon.step(loss)
         losses.append(loss.item())
     records = mon.close()
@@ -180,12 +184,7 @@ def test_tensorboard_one_event_per_step_holds_what_one_event_per_value_holds(tmp
     ref, watch, loss_upto = SummaryWriter(str(tmp_path / "slow")), None, 0
     # the reference: the same content through add_scalar / add_histogram_raw / add_text, one event each
     for step in range(10):
-        x, y = draw(step)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        mon.step(loss)
+        mon.step(train_step(model, opt, *draw(step)))
         final = step == 9
         up = fast.update(mon, final=final)
         watch = watch or Watch(mon)
