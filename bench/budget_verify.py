@@ -94,15 +94,16 @@ def makemore_run(script: str, corpus: str, seconds: float) -> dict[str, object]:
     from makemore.data import load_dataset
 
     ds = load_dataset(DataConfig(input=str(corpus_path(corpus))))
-    train_words = ds.splits["train"].items() + ds.splits["val"].items()
-    test_words = ds.splits["test"].items()
+    train_words = ds.splits["train"].items + ds.splits["val"].items
+    test_words = ds.splits["test"].items
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "input.txt"
         data.write_text("\n".join(train_words) + "\n", encoding="utf-8")
         work = Path(tmp) / "out"
         cmd = [sys.executable, str(Path(script).resolve()), "-i", str(data), "-o", str(work)]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp,
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each step line as it is printed: the clock starts on time
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp, env=env,
                                 start_new_session=True)
         assert proc.stdout is not None
         started, last_step = None, 0
