@@ -34,7 +34,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ROOT.parent / "shared" / "data" / "names.txt"
+# names.txt beside the repository (as in CI), else the development machine's shared copy
+NAMES = next((p for p in (ROOT.parent / "shared" / "data" / "names.txt", Path("/work/shared/data/names.txt")) if p.is_file()),
+             ROOT.parent / "shared" / "data" / "names.txt")
 CORPUS_DIR = Path(tempfile.gettempdir()) / "makemore-budget-corpora"
 
 # name -> makemore train options. The GRU rows are makemore.auto's rows; the others are the

@@ -36,7 +36,7 @@ RULE: list[Row] = [
 # long before the budget ends (in the sweep dropout helped on the built-in first names and hurt on
 # names.txt, six times bigger).
 SMALL_CORPUS_ITEMS = 10_000
-SMALL_CORPUS_DROPOUT = 0.2
+SMALL_CORPUS_DROPOUT = 0.4
 
 
 @dataclass(frozen=True)
