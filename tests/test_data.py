@@ -11,7 +11,7 @@ import torch
 from makemore import data
 from makemore.config import DataConfig
 from makemore.corpora import builtin_names
-from makemore.data import BOUNDARY, IGNORE, LengthBuckets, Vocab, encode_items, load_dataset, read_items, read_lines, split_items
+from makemore.data import BOUNDARY, _cache_key, IGNORE, LengthBuckets, Vocab, encode_items, load_dataset, read_items, read_lines, split_items
 from makemore.errors import MakemoreError
 
 
@@ -74,6 +74,19 @@ def test_split_is_seeded_disjoint_and_complete():
     assert a == b and a != c
     assert [len(s) for s in a] == [80, 10, 10]
     assert sorted(sum(a, [])) == sorted(items)
+
+
+def test_held_out_splits_are_capped_and_the_rest_trains(tmp_path):
+    items = [f"item{i}" for i in range(100)]
+    train, val, test = split_items(items, (0.8, 0.1, 0.1), seed=1, max_eval_items=3)
+    full = split_items(items, (0.8, 0.1, 0.1), seed=1)
+    assert [len(s) for s in (train, val, test)] == [94, 3, 3]
+    assert sorted(train + val + test) == sorted(items)
+    assert split_items(items, (0.8, 0.1, 0.1), seed=1, max_eval_items=10) == full  # a cap not reached changes nothing
+    p = write(tmp_path, "\n".join(items).encode() + b"\n")
+    ds = load_dataset(DataConfig(input=str(p), max_eval_items=3))
+    assert [len(ds.splits[k].items) for k in ("train", "val", "test")] == [94, 3, 3]
+    assert _cache_key(DataConfig(input=str(p), max_eval_items=3)) != _cache_key(DataConfig(input=str(p)))
 
 
 def test_single_item_is_an_error(tmp_path):

@@ -422,8 +422,10 @@ class Dataset:
         return replace(self, splits={k: s.to(device) for k, s in self.splits.items()})
 
 
-def split_items(items: Sequence[str], fractions: tuple[float, float, float], seed: int) -> tuple[list[str], list[str], list[str]]:
-    """Shuffle with `seed` and cut into train/val/test by `fractions` (val and test get at least 1)."""
+def split_items(items: Sequence[str], fractions: tuple[float, float, float], seed: int,
+                max_eval_items: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """Shuffle with `seed` and cut into train/val/test by `fractions` (val and test get at least 1,
+    and at most `max_eval_items` each when it is not 0; the rest train)."""
     if len(items) < 3:
         raise MakemoreError(f"need at least 3 items to make train/val/test splits, got {len(items)}")
     order = list(items)
@@ -431,6 +433,8 @@ def split_items(items: Sequence[str], fractions: tuple[float, float, float], see
     n = len(order)
     n_val = max(1, round(fractions[1] * n))
     n_test = max(1, round(fractions[2] * n))
+    if max_eval_items:
+        n_val, n_test = min(n_val, max_eval_items), min(n_test, max_eval_items)
     n_train = n - n_val - n_test
     if n_train < 1:
         raise MakemoreError(f"the split {fractions} leaves no training items out of {n}")
@@ -557,7 +561,7 @@ def _cache_key(cfg: DataConfig) -> str:
     """Hash of the input files' contents and of every setting that changes the encoded splits."""
     files = {k: _file_hash(v) if v else None for k, v in (("input", cfg.input), ("val", cfg.val_file), ("test", cfg.test_file))}
     settings = {"format": ENCODED_FORMAT, "files": files, "split": cfg.split if isinstance(cfg.split, str) else list(cfg.split), "max_len": cfg.max_len,
-                "seed": cfg.seed, "skip_long": cfg.skip_long}
+                "seed": cfg.seed, "skip_long": cfg.skip_long, "max_eval_items": cfg.max_eval_items}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -622,7 +626,7 @@ def _read_dataset(cfg: DataConfig, stream: IO[str] | None) -> Dataset:
     elif isinstance(cfg.split, str):
         raise MakemoreError(f"unknown split {cfg.split!r}; give 'lecture' or three fractions such as 0.8,0.1,0.1")
     else:
-        train, val, test = split_items(items, cfg.split, cfg.seed)
+        train, val, test = split_items(items, cfg.split, cfg.seed, cfg.max_eval_items)
     del items
     # an explicit file replaces the held-out part it stands for; those items go back to training
     if cfg.val_file:
