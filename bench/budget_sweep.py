@@ -117,6 +117,12 @@ def run(corpus: str, candidate: str, steps: int, threads: int) -> dict[str, obje
             "wall_s": time.perf_counter() - t0}
 
 
+def append_result(path: str, record: dict[str, object]) -> None:
+    """One JSON line per run, appended, so a long sweep keeps what it has done."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def timing(candidates: list[str], threads: int, rounds: int, n_steps: int) -> None:
     """Seconds per step of each candidate in one process, alternating, median of `rounds` rounds."""
     import io
@@ -202,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             for c in candidates:
                 steps = max(1, round(budget / step_s(c)))
                 r = {"budget": budget, **run(corpus, c, steps, a.threads)}
-                with open(a.results, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(r) + "\n")
+                append_result(a.results, r)
                 print(f"{corpus:<9} {budget:>6g} s  {c:<14} {steps:>7,} steps  val {r['val']:.4f}  test {r['test']:.4f}  "
                       f"({r['wall_s']:.0f} s wall)", flush=True)
     return 0

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from budget_sweep import corpus_path  # noqa: E402
+from budget_sweep import append_result, corpus_path  # noqa: E402
 from speed import machine  # noqa: E402
 
 
@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             r = auto_run(where, seconds, keep)
         else:
             r = makemore_run(where, "names", seconds)
-        with open(a.results, "a", encoding="utf-8") as f:
-            f.write(json.dumps(r) + "\n")
+        append_result(a.results, r)
         print(f"{r['who']:<9} {r['corpus']:<9} {seconds:>6g} s  test {r['test']:.4f}  {r['steps']:>7,} steps  "
               f"({r['wall_s']:.0f} s wall)  {r.get('choice', '')}", flush=True)
     return 0
