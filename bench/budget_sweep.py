@@ -53,9 +53,10 @@ CANDIDATES: dict[str, list[str]] = {
 }
 # a candidate name may end in "+dN": the same with --dropout 0.N (e.g. gru-m+d2: dropout 0.2)
 
-# seconds per step on the quiet 2-core machine, two threads (`--timing --threads 2`); the runs
-# take budget / step_s steps
-STEP_S = {"gru-s": 0.0083, "gru-m": 0.047, "gru-l": 0.084, "mlp": 0.0054, "transformer": 0.0173}
+# seconds per step on the quiet 2-core machine at two threads, as a user's run trains
+# (`--timing --threads 2`); a run of budget T takes T / step_s steps. gru-m and gru-l: the small
+# GRU's cost times their ratio to it at one thread on the busy machine.
+STEP_S = {"gru-s": 0.00221, "gru-m": 0.0125, "gru-l": 0.0224, "mlp": 0.00139, "transformer": 0.00473}
 
 
 def options(candidate: str) -> list[str]:
@@ -166,15 +167,17 @@ def table(results: Path) -> None:
     sample of 10,000 train items; empty where the results file has none)."""
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     keys = sorted({(r["corpus"], r["budget"]) for r in rows})
-    print("| corpus | budget s | candidate | steps | best step | train NLL | val NLL | test NLL |\n"
-          "|---|---:|---|---:|---:|---:|---:|---:|")
+    # the seconds a run's steps take at today's STEP_S (a sweep run with other step costs keeps
+    # its steps, grouped under the budget it was run for)
+    print("| corpus | candidate | steps | seconds at STEP_S | best step | train NLL | val NLL | test NLL |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|")
     for corpus, budget in keys:
         group = sorted((r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)), key=lambda r: r["val"])
         for i, r in enumerate(group):
             mark = "**" if i == 0 else ""
             train = f"{r['train']:.4f}" if r.get("train") is not None else ""
-            print(f"| {corpus} | {budget:g} | {mark}{r['candidate']}{mark} | {r['steps']:,} | {r['best_step']:,} | {train} | "
-                  f"{r['val']:.4f} | {r['test']:.4f} |")
+            print(f"| {corpus} | {mark}{r['candidate']}{mark} | {r['steps']:,} | {r['steps'] * step_s(r['candidate']):.0f} | "
+                  f"{r['best_step']:,} | {train} | {r['val']:.4f} | {r['test']:.4f} |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ Run on a quiet machine (nothing else running): these are wall-clock budgets.
 
     python bench/budget_verify.py --auto names:300 --auto names:120 --auto surnames:120
     python bench/budget_verify.py --auto names:60 --makemore /tmp/makemore_ref/makemore.py:60
+    python bench/budget_verify.py --candidate names:120:mlp --candidate names:120:gru-m
 """
 
 from __future__ import annotations
@@ -30,15 +31,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from budget_sweep import append_result, corpus_path  # noqa: E402
+from budget_sweep import append_result, corpus_path, options  # noqa: E402
 from speed import machine  # noqa: E402
 
 
-def auto_run(corpus: str, seconds: float, keep: str | None) -> dict[str, object]:
-    """`makemore train CORPUS --time SECONDS` in a fresh process, defaults otherwise."""
+def auto_run(corpus: str, seconds: float, keep: str | None, candidate: str | None = None) -> dict[str, object]:
+    """`makemore train CORPUS --time SECONDS` in a fresh process, defaults otherwise (or a sweep
+    candidate's options instead of auto's)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(keep) if keep else Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "makemore", "train", str(corpus_path(corpus)), "--time", f"{seconds:g}",
+        extra = options(candidate) if candidate else []
+        cmd = [sys.executable, "-m", "makemore", "train", str(corpus_path(corpus)), *extra, "--time", f"{seconds:g}",
                "--samples", "0", "--out", str(out)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -46,10 +49,10 @@ def auto_run(corpus: str, seconds: float, keep: str | None) -> dict[str, object]
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
         summary = json.loads((out / "summary.json").read_text())
         config = json.loads((out / "config.json").read_text())
-    return {"who": "auto", "corpus": corpus, "seconds": seconds, "test": summary["metrics"]["test"]["nll"],
+    return {"who": candidate or "auto", "corpus": corpus, "seconds": seconds, "test": summary["metrics"]["test"]["nll"],
             "val": summary["metrics"]["val"]["nll"], "steps": summary["steps"], "train_s": summary["train_seconds"],
-            "wall_s": time.perf_counter() - t0, "choice": config["auto"]["reason"],
-            "command": f"makemore train {corpus_path(corpus)} --time {seconds:g}"}
+            "wall_s": time.perf_counter() - t0, "choice": config["auto"]["reason"] if "auto" in config else "",
+            "command": " ".join(["makemore train", str(corpus_path(corpus)), *extra, "--time", f"{seconds:g}"])}
 
 
 def _load_makemore(script: str):
@@ -132,16 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--auto", action="append", default=[], help="CORPUS:SECONDS, a timed auto run (repeatable)")
     p.add_argument("--makemore", action="append", default=[],
                    help="PATH/TO/makemore.py:SECONDS, makemore's defaults on names for that long (repeatable)")
+    p.add_argument("--candidate", action="append", default=[],
+                   help="CORPUS:SECONDS:NAME, a sweep candidate (bench/budget_sweep.py) timed the same way (repeatable)")
     p.add_argument("--results", default="budget_verify.jsonl", help="JSON lines, one per run (appended)")
     p.add_argument("--keep", default=None, help="keep the auto runs' directories under this folder")
     a = p.parse_args(argv)
     print(machine(), flush=True)
-    jobs = [("auto", t) for t in a.auto] + [("makemore", t) for t in a.makemore]
+    jobs = [("auto", t) for t in a.auto] + [("makemore", t) for t in a.makemore] + [("candidate", t) for t in a.candidate]
     for who, text in jobs:
+        name = None
+        if who == "candidate":
+            text, _, name = text.rpartition(":")
         where, seconds = _target(text)
-        if who == "auto":
-            keep = str(Path(a.keep) / f"{where}-{seconds:g}") if a.keep else None
-            r = auto_run(where, seconds, keep)
+        if who in ("auto", "candidate"):
+            keep = str(Path(a.keep) / f"{where}-{seconds:g}-{name or 'auto'}") if a.keep else None
+            r = auto_run(where, seconds, keep, name)
         else:
             r = makemore_run(where, "names", seconds)
         append_result(a.results, r)
