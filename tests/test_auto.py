@@ -44,10 +44,12 @@ def test_a_step_budget_is_converted_with_the_rows_step_cost(row: int) -> None:
 
 
 def test_a_small_corpus_gets_dropout_and_a_big_one_none() -> None:
-    small = choose(300, None, SMALL_CORPUS_ITEMS - 1)
-    assert small.options["dropout"] == SMALL_CORPUS_DROPOUT and "small corpus" in small.reason
-    assert "dropout" not in choose(300, None, SMALL_CORPUS_ITEMS).options
-    assert "dropout" not in choose(300, None, None).options  # an unreadable input: no corpus rule
+    for seconds in (60, 600):  # each row
+        small = choose(seconds, None, SMALL_CORPUS_ITEMS - 1)
+        assert small.options["dropout"] == SMALL_CORPUS_DROPOUT and "small corpus" in small.reason
+        row = next(r for r in RULE if seconds <= r.up_to_s)
+        assert choose(seconds, None, SMALL_CORPUS_ITEMS).options.get("dropout") == row.options.get("dropout")
+        assert choose(seconds, None, None).options.get("dropout") == row.options.get("dropout")  # unreadable input
 
 
 def test_count_items_counts_non_blank_lines(tmp_path) -> None:
