@@ -172,6 +172,23 @@ def digit_batches(batch: int, seed: int, noise: float = 0.35) -> Callable[[], tu
     return draw
 
 
+def segmentation_batches(batch: int, seed: int, noise: float = 0.35) -> Callable[[], tuple[Tensor, Tensor]]:
+    """The digits of `digit_batches` for semantic segmentation: (B, 1, 16, 16) images, (B, 16, 16)
+    per-pixel classes (0 background, 1 + the digit on its segments)."""
+    g = torch.Generator().manual_seed(seed)
+    tmpl = _digit_templates()
+
+    def draw() -> tuple[Tensor, Tensor]:
+        y = torch.randint(0, 10, (batch,), generator=g)
+        shifts = torch.randint(-2, 3, (batch, 2), generator=g).tolist()
+        clean = torch.stack([torch.roll(tmpl[k], (dy, dx), (0, 1)) for k, (dy, dx) in zip(y.tolist(), shifts)])
+        img = clean * (0.6 + 0.4 * torch.rand(batch, 1, 1, generator=g)) + noise * torch.randn(clean.shape, generator=g)
+        mask = torch.where(clean > 0, y[:, None, None] + 1, torch.zeros_like(y)[:, None, None])  # (B, 16, 16)
+        return ((img - 0.13) / 0.31).unsqueeze(1), mask
+
+    return draw
+
+
 def signal_batches(batch: int, seed: int, length: int = 64) -> Callable[[], tuple[Tensor, Tensor]]:
     """(B, 1, L) noisy periodic signals of four shapes (sine, square, sawtooth, triangle) with a
     random frequency and phase; (B,) the shape."""
@@ -224,4 +241,4 @@ def cross_entropy_seq(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 __all__ = ["Case", "LR_HIGH", "monitor", "names", "VOCAB", "encode", "context_batches", "stream_batches",
-           "sequence_batches", "digit_batches", "signal_batches", "memory_batches", "regression_batches", "cross_entropy_seq"]
+           "sequence_batches", "digit_batches", "segmentation_batches", "signal_batches", "memory_batches", "regression_batches", "cross_entropy_seq"]
