@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from .checkpoint import Checkpoint, RunDir, atomic_write_json, save_checkpoint
+from .checkpoint import Checkpoint, RunDir, save_checkpoint
 from .config import DataConfig
 from .data import Vocab
 from .errors import MakemoreError
@@ -202,17 +202,3 @@ class StopAtValLoss:
         if val is not None and val <= self.target and self.reached_at is None:
             self.reached_at = dict(metrics)
             trainer.request_stop()
-
-
-class RecordInConfig:
-    """Adds `entries` to the run's config.json when training starts, and prints `note` (what
-    `--model auto` chose and why: said once the data are read and the run directory exists)."""
-
-    def __init__(self, path: Path, entries: dict[str, Any], note: str = "", stream: IO[str] | None = None) -> None:
-        self.path, self.entries, self.note, self.stream = path, entries, note, stream or sys.stderr
-
-    def on_train_start(self, trainer: Trainer) -> None:
-        config = json.loads(self.path.read_text(encoding="utf-8"))
-        atomic_write_json(self.path, {**config, **self.entries})
-        if self.note:
-            self.stream.write(self.note + "\n")

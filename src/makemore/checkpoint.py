@@ -15,6 +15,8 @@ Run directory:
     last.pt         the latest checkpoint (every eval interval and at the end)
     best.pt         the checkpoint with the lowest validation loss so far
     summary.json    written last, only when the run finished: final figures
+    members/        an ensemble's members (`--members K`): K/ an ordinary run each, K.log its output;
+                    best.pt is then their `Ensemble`
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .data import Vocab
 from .errors import MakemoreError
 from .models import create_model
+from .models.ensemble import Ensemble
 
 FORMAT = "makemore-checkpoint"
 VERSION = 1
@@ -98,6 +101,7 @@ class Checkpoint:
     best_val: float | None = None
     elapsed: float = 0.0            # seconds of training so far
     extra: dict[str, Any] | None = None  # JSON-like extras (e.g. "calibrated", "folded")
+    members: list[ModelConfig] | None = None  # an ensemble's member models (model_config names "ensemble")
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
@@ -116,6 +120,8 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
         "rng": ckpt.rng_state,
         "extra": ckpt.extra or {},
     }
+    if ckpt.members is not None:
+        obj["members"] = [to_dict(c) for c in ckpt.members]
     atomic_write_bytes(Path(path), lambda f: torch.save(obj, f))
 
 
@@ -150,6 +156,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             best_val=obj.get("best_val"),
             elapsed=float(obj.get("elapsed", 0.0)),
             extra=obj.get("extra") or {},
+            members=[from_dict(ModelConfig, c) for c in obj["members"]] if "members" in obj else None,
         )
     except (KeyError, TypeError, ValueError) as e:
         raise MakemoreError(f"checkpoint {p} is incomplete or damaged ({e})") from None
@@ -168,6 +175,7 @@ class RunDir:
     last = property(lambda self: self.path / "last.pt")
     best = property(lambda self: self.path / "best.pt")
     summary = property(lambda self: self.path / "summary.json")
+    members = property(lambda self: self.path / "members")
 
     def checkpoint_for_inference(self) -> Path:
         """best.pt when there is one, else last.pt."""
@@ -222,8 +230,9 @@ class RunDir:
 
 
 def load_model(ckpt: Checkpoint, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
-    model = create_model(ckpt.model_config)
+    """Rebuild the model a checkpoint describes (an `Ensemble` of its members when it has some)
+    and load its weights (eval mode)."""
+    model = Ensemble([create_model(c) for c in ckpt.members]) if ckpt.members else create_model(ckpt.model_config)
     try:
         model.load_state_dict(ckpt.model_state)
     except RuntimeError as e:

@@ -27,7 +27,7 @@ import torch
 from . import __version__
 from .batchnorm import format_calibration
 from .config import PRESETS, DataConfig, ModelConfig, SampleConfig, TrainConfig, parse_split
-from .callbacks import MonitorTensorBoard, RecordInConfig, StopAtValLoss
+from .callbacks import MonitorTensorBoard, StopAtValLoss
 from .diagnostics.checks import run_checks
 from .diagnostics.monitor import DEFAULT_EVERY
 from .diagnostics.plots import require_matplotlib  # matplotlib itself is imported only to draw
@@ -352,12 +352,10 @@ def cmd_train(a: argparse.Namespace) -> int:
             extra += (MonitorTensorBoard(monitor, Path(out) / "tensorboard"),)
     if a.stop_at_val_loss is not None:
         extra += (StopAtValLoss(a.stop_at_val_loss),)
-    if cfg.auto is not None:
-        extra += (RecordInConfig(Path(out) / "config.json", {"auto": cfg.auto.to_dict()}, cfg.auto.reason),)
     speed = SpeedOptions(compile=a.compile, cuda_graph=a.cuda_graph, dtype=a.dtype, fast_paths=not a.no_fast_paths)
     _threads(cfg.threads)
     result = train_run(cfg.data, cfg.model, cfg.train, out, resume=a.resume, tensorboard=a.tensorboard,
-                       n_samples=a.samples, extra_callbacks=extra, speed=speed, monitor=monitor)
+                       n_samples=a.samples, extra_callbacks=extra, speed=speed, monitor=monitor, auto=cfg.auto)
     print(f"run directory: {result.run_dir}")
     if monitor is not None and monitor.monitor is not None:  # closed-form models have no training to judge
         _print_health(monitor.findings, result.run_dir / "report.html")

@@ -107,6 +107,10 @@ class TrainConfig:
     eval_interval: int = option(500, "steps between validation evaluations and checkpoints", min=1)
     log_interval: int = option(100, "steps between loss read-outs (host syncs) and progress lines", min=1)
     seed: int = option(1337, "seed of initialization, batches and dropout")
+    # an ensemble uses a machine whose cores one model cannot keep busy: each member trains in its own process
+    members: int = option(1, "train this many models side by side, one process each (seeds seed, seed+1, ...; the "
+                          "run's CPU threads shared among them) for the same --steps / --time, and predict with the "
+                          "average of their probabilities", min=1)
     device: str = option("auto", "auto, cpu, cuda or mps")
     buckets: int = option(1, "draw each batch from one of this many groups of similar-length items, so long lines do not "
                           "pad short ones (1: uniform draws)", min=1)

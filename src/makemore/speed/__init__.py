@@ -25,6 +25,7 @@ from ..errors import MakemoreError
 from ..models.common import ModelLoss
 from ..models.bigram import Bigram
 from ..models.bow import BoW
+from ..models.ensemble import Ensemble
 from ..models.mlp import MLP
 from ..models.rnn import Recurrent
 from ..models.transformer import Transformer
@@ -64,9 +65,31 @@ FAST_PATHS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
 }
 
 
+class EnsembleLogits(nn.Module):
+    """An `Ensemble`'s logits from its members' evaluation paths (a member without one: its own forward)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.paths = [fast_logits(m) or _OwnLogits(m) for m in model.members]  # type: ignore[union-attr]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return Ensemble.average([path(x) for path in self.paths])  # (B, T, V)
+
+
+class _OwnLogits(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[0]
+
+
 # model family -> the module whose forward(x) is its logits for evaluation on the CPU, without gradients
 EVAL_PATHS: dict[type[nn.Module], Callable[[nn.Module], nn.Module]] = {
     Recurrent: RecurrentLogits,
+    Ensemble: EnsembleLogits,
 }
 
 
