@@ -52,7 +52,8 @@ def test_init_loss() -> None:
     assert codes(check_init_loss(records([], [27.4]))) == [("init.loss_too_high", "error")]
     f = check_init_loss(records([], [27.4]))[0]
     assert f.where == "4" and "27.40" in f.evidence and "3.30" in f.evidence and "0.01" in f.fix
-    assert codes(check_init_loss(records([], [4.2]))) == [("init.loss_too_high", "warning")]  # 0.9 nats over ln 27
+    assert codes(check_init_loss(records([], [4.2]))) == [("init.loss_too_high", "info")]  # 0.9 nats over ln 27: 27% over
+    assert codes(check_init_loss(records([], [5.2]))) == [("init.loss_too_high", "warning")]  # 58% over: confidently wrong
     assert check_init_loss(records([], [3.35])) == []
     assert check_init_loss(records([], [math.nan])) == []  # a NaN is loss.diverging's business
     resumed = records([], [27.4])
@@ -450,3 +451,26 @@ def test_a_loss_that_never_recovered_from_its_initialization_is_the_initializati
     assert [f.code for f in run_checks(_blown(0.5, stuck))] == ["init.loss_too_high", "act.dead_units"]
     recovered = [400.0] + [3.0] * 150 + [20.0] * 49
     assert "loss.diverging" in [f.code for f in run_checks(_blown(0.5, recovered))]
+
+
+def _overflow(losses: list[float], first_std: float = 1.5) -> Records:
+    # a ReLU MLP whose gradients hold NaN from step 10 on; `losses` per step
+    steps = [StepRecord(10 * i, losses[10 * i], {"1": ActStats(0.0, first_std, 0.0, H, 500, None, 0.4, [5, 5, 5, 5]),
+                                                 "3": ActStats(0.0, 20.0, 0.0, H, 500, None, 0.4, [5, 5, 5, 5])},
+                        grads={"1": grad(1e-2 if i == 0 else math.nan, 0.0 if i == 0 else 1.0), "3": grad(1e-2)})
+             for i in range(len(losses) // 10)]
+    return records(steps, losses=losses, modules=RELU)
+
+
+def test_gradients_that_overflow_before_a_huge_step_0_loss_came_down_are_the_weights() -> None:
+    blew = [150.0, 9e3, 5e5, 1e18] + [math.nan] * 46  # from a huge step-0 loss straight to NaN
+    raw = [f.code for check in CHECKS for f in check(_overflow(blew))]
+    assert {"init.loss_too_high", "grad.exploding", "loss.diverging"} <= set(raw)
+    fs = run_checks(_overflow(blew))
+    assert codes(fs) == [("grad.exploding", "error")]  # one cause: the weights' scale
+    assert "150.00 against ln 27" in fs[0].evidence and "initialization scale" in fs[0].fix
+    # the loss came down to ln(27) first: the NaN later is another matter, and the init stays a finding
+    recovered = [150.0] + [3.0] * 30 + [math.nan] * 19
+    assert {"init.loss_too_high", "grad.exploding"} <= {f.code for f in run_checks(_overflow(recovered))}
+    # a first layer that outputs std 2,000: the inputs, which the step-0 loss finding names
+    assert "init.loss_too_high" in {f.code for f in run_checks(_overflow(blew, first_std=2000.0))}

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .records import ModuleInfo, Records, StepRecord
 
@@ -59,9 +59,14 @@ class Finding:
 @dataclass(frozen=True)
 class Thresholds:
     # A near-uniform softmax at step 0 gives a loss of ln(V). Logits with std s add about s^2/2
-    # nats, so 20% above ln(V) (0.66 nats for V=27) means logits of std ~1.1 or more: already
-    # confidently wrong. Twice ln(V) is the lecture's "27 instead of 3.3" kind of error.
-    init_loss_rel: float = 0.2
+    # nats, so 20% above ln(V) (0.66 nats for V=27) means logits of std ~1.1: the first steps go
+    # to shrinking them, a note. Some authors' own inits land there on purpose (T5's head, tied to
+    # an N(0, 1) embedding and rescaled by d_model^-0.5, gives logits of std ~1.5). Half ln(V)
+    # again (logits of std ~1.8 for V=27) means the right class gets on average under 1/sqrt(V)
+    # of its uniform share: confidently wrong, a warning. Twice ln(V) is the lecture's "27
+    # instead of 3.3" kind of error.
+    init_loss_rel: float = 0.2           # a note from here
+    init_loss_warn_rel: float = 0.5      # a warning from here
     init_loss_abs: float = 0.25          # ... and at least this many nats above (small V)
     # Initialized with std = gain/sqrt(fan_in) on standardized inputs, a layer's outputs have a std
     # near 1 (0.1-1 in the suite's cases). Ten times that at the first nonlinearity, before any
@@ -214,17 +219,19 @@ def check_init_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     expected = math.log(r.n_classes)
     if not math.isfinite(loss0) or loss0 - expected <= max(t.init_loss_rel * expected, t.init_loss_abs):
         return []
+    warn_at = expected + max(t.init_loss_warn_rel * expected, t.init_loss_abs)
     where = r.output_module or "the output layer"
     fix = (f"scale {where}'s initial weights down (multiply by about 0.01-0.1) and zero its bias, so the first "
            "logits are near zero and the softmax near uniform")
     evidence = (f"step-0 loss {loss0:.2f}, expected about {expected:.2f} (ln {r.n_classes}) for a near-uniform softmax; "
-                f"healthy below {expected * (1 + t.init_loss_rel):.2f}")
+                f"healthy below {expected * (1 + t.init_loss_rel):.2f}, confidently wrong from {warn_at:.2f}")
     blown = _blown_input(r, t)
     if blown:  # the forward pass is blown up from its first layer: the inputs, not the output layer
         evidence += f"; the first nonlinearity, {blown[0]}, already outputs std {blown[1]:.3g} (healthy about 1)"
         fix = ("what enters the network is far too large: standardize the inputs (subtract each feature's mean, divide "
                "by its std) and initialize the first layer with std = gain/sqrt(fan_in); then " + fix)
-    return [Finding("init.loss_too_high", "error" if loss0 > 2 * expected else "warning", where, evidence, fix, step=0)]
+    severity = "error" if loss0 > 2 * expected else "warning" if loss0 > warn_at else "info"
+    return [Finding("init.loss_too_high", severity, where, evidence, fix, step=0)]
 
 
 def check_saturation(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
@@ -376,15 +383,23 @@ def _depth_ratio(rec: StepRecord, first: str, last: str, r: Records | None = Non
     return math.log10(a.std / b.std) + size
 
 
+def _nonfinite_grads(r: Records) -> list[tuple[int, str]]:
+    """(step, layer or parameter) whose gradient had NaN/Inf values, earliest first, on the steps
+    the optimizer did not skip (GradScaler finds its scale by overflowing and skipping)."""
+    steps = [s for s in r.steps if not s.skipped]
+    bad = [(s.step, name) for s in steps for name, g in s.grads.items() if g.nonfinite > 0]
+    bad += [(s.step, name) for s in steps for name, p in s.params.items() if p.grad_nonfinite > 0]
+    return sorted(bad, key=lambda b: b[0])
+
+
 def check_gradient_flow(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     out = []
     # a step the optimizer skipped (GradScaler found Inf/NaN in the scaled gradients) is how mixed
     # precision finds its scale, not an explosion
     steps = [s for s in r.steps if not s.skipped]
-    bad = [(s.step, name, g.nonfinite) for s in steps for name, g in s.grads.items() if g.nonfinite > 0]
-    bad += [(s.step, name, p.grad_nonfinite) for s in steps for name, p in s.params.items() if p.grad_nonfinite > 0]
+    bad = _nonfinite_grads(r)
     if bad:
-        step, name, _ = min(bad, key=lambda b: b[0])
+        step, name = bad[0]
         out.append(Finding(
             "grad.exploding", "error", name,
             f"the gradient at {name} has NaN or Inf values at step {step}; healthy: all finite",
@@ -675,7 +690,13 @@ CODES = (
 #     that fade in it after initialization, BatchNorm running statistics that cannot follow it:
 #     those steps;
 #   * a step-0 loss far too high while gradients explode with depth at init: the init gain, which
-#     blows up the forward pass as well.
+#     blows up the forward pass as well;
+#   * a step-0 loss far too high, then gradients that turn NaN/Inf before the loss ever came down to
+#     twice ln(classes) (the inputs being of a sane size): the weights' scale. A confidently wrong
+#     softmax alone cannot make gradients overflow (the loss's gradient at the logits, softmax minus
+#     one-hot, is at most 1 per element); only weights that amplify it on its way back can, and
+#     the same weights blew up the forward pass. The gradient finding's fix (the init scale,
+#     clipping, the learning rate) is the one to apply, not only shrinking the output layer.
 _PLATEAU_CAUSES = ("act.dead_units", "act.saturated", "grad.vanishing", "update.too_small", "update.too_large")
 _LR_HIGH = ("loss.diverging", "update.too_large", "grad.exploding")
 
@@ -690,10 +711,13 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
     died_under_steps = {name for _, _, name, _ in _died_under_large_steps(records, thresholds)}
     blown = _blown_input(records, thresholds)
     # a loss that never came down to twice ln(classes) has not recovered from its initialization
+    # (judged on the finite losses, on moving averages over 5% of them, or over all of them when
+    # fewer than 5 are finite)
     L = [x for x in records.losses if math.isfinite(x)]
-    w = max(5, len(L) // 20)
-    never_recovered = (bool(records.n_classes) and len(L) >= w
+    w = min(len(L), max(5, len(L) // 20))
+    never_recovered = (bool(records.n_classes) and w > 0
                        and min(moving_average(L, w)[w - 1 :]) > 2 * math.log(records.n_classes))  # type: ignore[arg-type]
+    overflowed = bool(_nonfinite_grads(records))
     saturated_at_start = {f.where for f in found if f.code == "act.saturated" and f.severity != "info"}
     serious = {f.code for f in found if f.severity != "info"}
     time_layers = {name for s in records.steps for name in s.time}
@@ -719,11 +743,21 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
         if f.code == "loss.diverging" and "init.loss_too_high" in serious and never_recovered:
             return True  # the rises of confidently wrong logits: the initialization (or the inputs)
         if f.code == "init.loss_too_high":
+            if overflowed and never_recovered and not blown and "grad.exploding" in serious:
+                return True  # weights that amplify the gradient on its way back (see above)
             return any(g.code == "grad.exploding" and g.step == records.steps[0].step and g.where not in time_layers
                        for g in found)
         return False
 
-    return sorted([f for f in found if not symptom(f)], key=lambda f: -f.rank)
+    kept = [f for f in found if not symptom(f)]
+    if any(f.code == "init.loss_too_high" and f not in kept for f in found) and overflowed:
+        # the overflow's finding keeps the step-0 loss as evidence
+        loss0 = records.init_loss if records.init_loss is not None else records.losses[0]
+        also = (f"; at step 0 the loss was already {loss0:.2f} against ln {records.n_classes} = "
+                f"{math.log(records.n_classes or 1):.2f}: the same weights blew up the forward pass")
+        kept = [replace(f, evidence=f.evidence + also) if f.code == "grad.exploding" and f.where not in time_layers else f
+                for f in kept]
+    return sorted(kept, key=lambda f: -f.rank)
 
 
 def worst_severity(findings: list[Finding]) -> str | None:
