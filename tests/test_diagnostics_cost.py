@@ -1,5 +1,7 @@
 """The monitor's and the integrations' cheap paths record exactly what the slow ways record: the
 monitor's own measurements outside the function mode against the same run with the mode left on;
+a step's histograms counted in one batch, and the non-finite flags read on the host, against each
+summary taken on its own;
 the losses against a host read of every step's loss; one TensorBoard event per step against one
 event per value; a single micro-batch's loss against the stacked sum or mean."""
 
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -92,14 +95,21 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tenso
     return loss
 
 
-def monitored_run(name: str, steps: int = 10, every: int = 3) -> tuple[str, list[str], list[float]]:
-    """(the records as JSON, the findings, each step's loss read on the host)."""
+def monitored_run(name: str, steps: int = 10, every: int = 3, poison: int | None = None,
+                  optimizer: type[torch.optim.Optimizer] = torch.optim.Adam) -> tuple[str, list[str], list[float]]:
+    """(the records as JSON, the findings, each step's loss read on the host); `poison`: the step
+    whose first input is Inf, for the models of real-valued inputs (non-finite outputs, gradients
+    and weights from there on)."""
     torch.manual_seed(0)
     model = MODELS[name]()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = optimizer(model.parameters(), lr=3e-3)
     mon, draw, losses = Monitor(model, opt, every=every), draws(name), []
     for step in range(steps):
-        loss = train_step(model, opt, *draw(step))
+        x, y = draw(step)
+        if step == poison:
+            x = x.clone()
+            x.view(-1)[0] = math.inf
+        loss = train_step(model, opt, x, y)
         mon.step(loss)
         losses.append(loss.item())
     records = mon.close()
@@ -131,6 +141,22 @@ def test_own_measurements_outside_the_function_mode_record_the_same(name: str, m
         assert {"bn.relu", "conv2.gelu"} <= set(records["steps"][0]["acts"])
     if name == "gpt":
         assert any(k.endswith("softmax") for k in records["steps"][0]["acts"])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_histograms_counted_in_one_batch_record_the_same(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = {}
+    for batched in (True, False):
+        monkeypatch.setattr(Monitor, "_batched", batched)
+        # the records and findings (NaN losses compare unequal in a list, not in JSON text)
+        poison = 3 if name in ("mlp", "conv") else None
+        runs[batched] = [monitored_run(name)[:2], monitored_run(name, steps=7, poison=poison, optimizer=torch.optim.SGD)[:2]]
+    assert runs[True] == runs[False]  # every recorded number, to the bit, and the findings
+    records = json.loads(runs[True][0][0])
+    assert all(sum(a["hist"]["counts"]) > 0 for s in records["steps"] for a in s["acts"].values())
+    if name in ("mlp", "conv"):  # the Inf input reached the outputs and gradients that the flags mark
+        poisoned = json.loads(runs[True][1][0])["steps"][1]
+        assert poisoned["step"] == 3 and any(a["nonfinite"] for a in poisoned["acts"].values())
 
 
 @pytest.mark.parametrize("name", ["mlp", "gpt"])

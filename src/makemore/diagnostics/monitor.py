@@ -57,7 +57,8 @@ from .records import (
     ActStats, GradStats, Histogram, ModuleInfo, NormStats, ParamStats, Records, StepRecord, TimeStats, UnitMap,
 )
 from .stats import (
-    NONLINEAR_ROLES, activation_summary, batchnorm_mismatch, batchnorm_noise, finite_summary, param_summary, update_ratio,
+    NONLINEAR_ROLES, Histograms, activation_summary, batchnorm_mismatch, batchnorm_noise, finite_summary, nonfinite,
+    param_summary, update_ratio,
 )
 from .tracing import ACTIVATIONS, LOSSES, FunctionTap, default_axis, loss_classes, module_axis, primary_tensor
 
@@ -108,19 +109,25 @@ def module_role(m: nn.Module) -> tuple[str, tuple[float, float]]:
 DEFAULT_EVERY = 250
 
 class _Transfer:
-    """Device tensors waiting for the recording step's single device-to-host copy."""
+    """Device tensors waiting for the recording step's single device-to-host copy, and the
+    histograms of the step, counted together (`batch`) just before it."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch: Histograms | None = None) -> None:
         self.items: dict[tuple[str, ...], Tensor] = {}
+        self.batch = batch
+        self.hist_keys: list[tuple[str, ...]] = []  # whose histogram each row of the batch is
 
     def put(self, key: tuple[str, ...], values: dict[str, Tensor]) -> None:
         for k, t in values.items():
             self.items[(*key, k)] = t
+        if self.batch is not None and len(self.batch) > len(self.hist_keys):  # the summary added one
+            self.hist_keys.append((*key, "counts"))
 
     def fetch(self) -> dict[tuple[str, ...], Any]:
         """One concatenation on the device, one copy to the host, then split by key into lists of
         floats; the unit maps stay numpy arrays (they become int8 pictures). The 0-d values, most
-        of them, go into the concatenation as one stack rather than one reshape each."""
+        of them, go into the concatenation as one stack rather than one reshape each, and the
+        histograms as one (tensors, bins) block."""
         if not self.items:
             return {}
         items = self.items
@@ -130,17 +137,26 @@ class _Transfer:
         maps: list[tuple[str, ...]] = []
         for k, t in items.items():
             (scalars if t.dim() == 0 and t.device == dev else maps if k[-1] == "map" else vectors).append(k)
+        hist_keys, self.hist_keys = self.hist_keys, []
         with torch.no_grad():
             parts = [torch.stack([items[k] for k in scalars]).float()] if scalars else []
-            parts += [items[k].reshape(-1).float().to(dev) for k in vectors + maps]
+            parts += [items[k].reshape(-1).float().to(dev) for k in vectors]
+            if hist_keys:
+                assert self.batch is not None
+                parts.append(self.batch.counts().to(dev).reshape(-1))  # (tensors * bins,)
+            parts += [items[k].reshape(-1).float().to(dev) for k in maps]
             flat = torch.cat(parts).cpu().numpy()  # the one device-to-host transfer
         sizes = [items[k].numel() for k in vectors]
-        head = flat[: len(scalars) + sum(sizes)].tolist()
+        bins = self.batch.bins if self.batch is not None else 0
+        head = flat[: len(scalars) + sum(sizes) + len(hist_keys) * bins].tolist()
         out: dict[tuple[str, ...], Any] = {k: [head[i]] for i, k in enumerate(scalars)}
         i = len(scalars)
         for k, n in zip(vectors, sizes):
             out[k] = head[i : i + n]
             i += n
+        for k in hist_keys:
+            out[k] = head[i : i + bins]
+            i += bins
         for k in maps:
             n = items[k].numel()
             out[k] = flat[i : i + n]
@@ -165,6 +181,10 @@ class Monitor:
         start_step: the step number of the first `step()` call (resumed training).
         num_classes: the same as n_classes.
     """
+
+    # the step's histograms counted together, the non-finite flags read on the host, std(W_before)
+    # taken once; off: each summary on its own, the plain way (tests compare the two, to the bit)
+    _batched = True
 
     def __init__(
         self,
@@ -195,7 +215,7 @@ class Monitor:
                                matrices=self._matrices())
         self._infos: dict[str, ModuleInfo] = {}  # leaf modules in the order their forward ran
         self._handles: list[Any] = []
-        self._transfer = _Transfer()
+        self._transfer = _Transfer(Histograms(bins) if self._batched else None)
         self._losses: list[Tensor | float] = []
         self._rows: dict[str, int] = {}
         self._leaf = dict(self.leaves)
@@ -402,7 +422,7 @@ class Monitor:
                         (slope,) = torch.autograd.grad(slope_of(xx).sum(), xx)
             with torch.no_grad():
                 self._transfer.put(("act", name), activation_summary(
-                    y, role, self.bins, scale, self.map_rows, self.map_units, axis, slope))
+                    y, role, self.bins, scale, self.map_rows, self.map_units, axis, slope, self._transfer.batch))
         if grad and y.requires_grad and role in _GRAD_ROLES:
             y.register_hook(self._grad_hook(name))
 
@@ -501,7 +521,7 @@ class Monitor:
             if name not in self._seen_bwd:
                 self._seen_bwd.add(name)
                 with self._own_work():
-                    self._transfer.put(("grad", name), finite_summary(g, self.bins))
+                    self._transfer.put(("grad", name), finite_summary(g, self.bins, self._transfer.batch))
 
         return hook
 
@@ -522,7 +542,7 @@ class Monitor:
             for p in params:
                 name = self.param_names.get(id(p))
                 if name is not None and p.grad is not None:
-                    self._transfer.put(("param", name), param_summary(p, self.bins))
+                    self._transfer.put(("param", name), param_summary(p, self.bins, self._transfer.batch))
 
     def _manual_updates(self) -> None:
         """Without an optimizer: the update the loop applied since the step's forward."""
@@ -555,7 +575,10 @@ class Monitor:
         with torch.no_grad():
             for name, before in self._before.items():
                 if params[name].grad is not None:
-                    self._transfer.put(("update", name), {"ratio": update_ratio(before, params[name])})
+                    # std(W_before): the data_std _param_stats took of these same weights before the step
+                    std = None if self._closure or not self._batched or not before.is_contiguous() else self._transfer.items.get(
+                        ("param", name, "data_std"))
+                    self._transfer.put(("update", name), {"ratio": update_ratio(before, params[name], std)})
                     if self._closure:  # the weights the gradients were computed with
                         self._transfer.put(("param", name), {"data_std": before.float().std()})
         self._before.clear()
@@ -598,10 +621,10 @@ class Monitor:
             if kind == "act":
                 rec.acts[name] = self._act_stats(name, step, v)
             elif kind == "grad":
-                rec.grads[name] = GradStats(v["mean"][0], v["std"][0], v["nonfinite"][0], _hist(v))
+                rec.grads[name] = GradStats(v["mean"][0], v["std"][0], _flag(v, "nonfinite", "mean"), _hist(v))
             elif kind == "param":
                 rec.params[name] = ParamStats(
-                    v["data_std"][0], v["grad_mean"][0], v["grad_std"][0], v["grad_rms"][0], v["grad_nonfinite"][0],
+                    v["data_std"][0], v["grad_mean"][0], v["grad_std"][0], v["grad_rms"][0], _flag(v, "grad_nonfinite", "grad_mean"),
                     _hist(v) if "counts" in v else None,
                 )
             elif kind == "bn":
@@ -648,7 +671,7 @@ class Monitor:
 
     def _act_stats(self, name: str, step: int, v: dict[str, list[float]]) -> ActStats:
         info = self._infos[name]
-        st = ActStats(v["mean"][0], v["std"][0], v["nonfinite"][0], _hist(v), rows=0)
+        st = ActStats(v["mean"][0], v["std"][0], _flag(v, "nonfinite", "mean"), _hist(v), rows=0)
         if "inactive" in v:
             st.unit_active = [int(a) for a in v["unit_active"]]
             units = len(st.unit_active)
@@ -702,6 +725,11 @@ def _public_name(cls: type) -> str:
     """The optimizer's public name: its first torch.optim class (a subclass that only speeds up
     AdamW is shown as AdamW), else its own name."""
     return next((c.__name__ for c in cls.__mro__ if c.__module__.startswith("torch.optim")), cls.__name__)
+
+
+def _flag(v: dict[str, list[float]], flag: str, mean: str) -> float:
+    """A summary's non-finite flag: sent by the device, or read off its mean here (the same value)."""
+    return v[flag][0] if flag in v else nonfinite(v[mean][0])
 
 
 def _hist(v: dict[str, list[float]]) -> Histogram:

@@ -9,6 +9,9 @@ Gradients, BatchNorm": output mean/std and histograms, the saturated fraction of
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -22,7 +25,7 @@ SATURATION = 0.97
 HIST_SAMPLE = 16384
 
 
-def finite_summary(x: Tensor, bins: int) -> dict[str, Tensor]:
+def finite_summary(x: Tensor, bins: int, batch: Histograms | None = None) -> dict[str, Tensor]:
     """Mean, unbiased std, a non-finite flag and an equal-width histogram of the elements of x.
 
     Returns tensors: mean, std, nonfinite, lo, hi (0-d) and counts (bins,). The histogram spans
@@ -30,16 +33,34 @@ def finite_summary(x: Tensor, bins: int) -> dict[str, Tensor]:
     an evenly strided sample of at least HIST_SAMPLE of them for larger tensors. `nonfinite` is 1.0 when some
     element is NaN or Inf (read off the sum, which any of them poisons: no extra pass over x);
     then the other statistics are not meaningful.
+
+    With `batch`, the histogram is left to it (counted with the others of the step in one pass)
+    and so is the flag (`nonfinite(mean)` on the host): the dict holds mean, std, lo and hi only.
     """
     x = x.detach().reshape(-1).float()
     n = x.numel()
     mean = x.sum() / max(n, 1)
     centered = x - mean
     std = (torch.dot(centered, centered) / max(n - 1, 1)).sqrt()  # two passes: exact when mean >> std
-    lo, hi = torch.aminmax(x) if n else (mean, mean)
-    sample = x[:: n // HIST_SAMPLE] if n >= 2 * HIST_SAMPLE else x
+    lo, hi, sample = _range_sample(x, mean)
+    if batch is not None:
+        batch.add(sample, lo, hi)
+        return {"mean": mean, "std": std, "lo": lo, "hi": hi}
     return {"mean": mean, "std": std, "nonfinite": (~torch.isfinite(mean)).float(), "lo": lo, "hi": hi,
             "counts": histogram(sample, lo, hi, bins)}
+
+
+def _range_sample(x: Tensor, empty: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(min, max, the histogram's sample) of a flat x; an empty x spans [empty, empty]."""
+    n = x.numel()
+    lo, hi = torch.aminmax(x) if n else (empty, empty)
+    sample = x[:: n // HIST_SAMPLE] if n >= 2 * HIST_SAMPLE else x
+    return lo, hi, sample
+
+
+def nonfinite(mean: float) -> float:
+    """The non-finite flag of `finite_summary`, from its mean read on the host (the same value)."""
+    return 0.0 if math.isfinite(mean) else 1.0
 
 
 def histogram(x: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
@@ -51,6 +72,49 @@ def histogram(x: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
     width = (hi - lo).clamp_min(1e-30) / bins
     idx = torch.nan_to_num((x - lo) / width).floor_().clamp_(0, bins - 1).long()
     return torch.zeros(bins, device=x.device).scatter_add_(0, idx, torch.ones((), device=x.device).expand_as(x))
+
+
+class Histograms:
+    """The histograms of a recording step counted together: `add` each tensor's sample and range
+    as it is measured, then `counts` gives the same counts as `histogram` on each, from one pass
+    over all the samples (one bincount) rather than eight small ops per tensor."""
+
+    def __init__(self, bins: int) -> None:
+        self.bins = bins
+        self.samples: list[Tensor] = []
+        self.lo: list[Tensor] = []
+        self.hi: list[Tensor] = []
+        self._first_bin: tuple[Any, Tensor | None] = (None, None)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def add(self, sample: Tensor, lo: Tensor, hi: Tensor) -> None:
+        # a copy: the sample may be a view of an output that the model changes in place later
+        self.samples.append(sample.clone())
+        self.lo.append(lo)
+        self.hi.append(hi)
+
+    def counts(self) -> Tensor:
+        """(tensors added, bins) float counts, in the order added; then the batch is empty."""
+        dev, bins, k = self.lo[0].device, self.bins, len(self.samples)
+        sizes = [s.numel() for s in self.samples]
+        x = torch.cat([s.to(dev) for s in self.samples])  # (N,)
+        lo, hi = torch.stack([t.to(dev) for t in self.lo]), torch.stack([t.to(dev) for t in self.hi])  # (k,)
+        width = (hi - lo).clamp_min(1e-30) / bins  # elementwise: the same values as histogram's
+        # each element's own tensor's lo and width, and its tensor's first bin (the same for the same sizes)
+        lo_x = torch.cat([t.expand(n) for t, n in zip(lo.unbind(), sizes)])
+        width_x = torch.cat([t.expand(n) for t, n in zip(width.unbind(), sizes)])
+        key = (dev, tuple(sizes))
+        if self._first_bin[0] != key:
+            self._first_bin = (key, torch.repeat_interleave(torch.arange(k, device=dev) * bins,
+                                                            torch.tensor(sizes, device=dev), output_size=x.numel()))
+        idx = torch.nan_to_num((x - lo_x) / width_x).floor_().clamp_(0, bins - 1).long()
+        first_bin = self._first_bin[1]
+        assert first_bin is not None
+        counts = torch.bincount(idx.add_(first_bin), minlength=k * bins).reshape(k, bins).float()
+        self.samples, self.lo, self.hi = [], [], []
+        return counts
 
 
 # A smooth activation (GELU, SiLU, ELU, Mish) is inactive where its local slope |f'(x)| is below
@@ -92,13 +156,14 @@ def inactive_mask(y2d: Tensor, role: str, scale: tuple[float, float] = (0.0, 1.0
 
 def activation_summary(
     y: Tensor, role: str, bins: int, scale: tuple[float, float] = (0.0, 1.0), map_rows: int = 0, map_units: int = 0,
-    axis: int | None = None, slope: Tensor | None = None,
+    axis: int | None = None, slope: Tensor | None = None, batch: Histograms | None = None,
 ) -> dict[str, Tensor]:
     """`finite_summary` plus, for nonlinearities, the inactive fraction, per-unit active counts
     (rows where the unit passed gradient) and a (map_rows, map_units) 0/1 map of inactive cells.
-    `axis` is the unit axis (see `unit_view`); `slope` is f'(x) elementwise, for role "smooth"."""
+    `axis` is the unit axis (see `unit_view`); `slope` is f'(x) elementwise, for role "smooth";
+    `batch` as in `finite_summary`."""
     y = y.detach()
-    out = finite_summary(y, bins)
+    out = finite_summary(y, bins, batch)
     if role in NONLINEAR_ROLES:
         y2d = unit_view(y, axis)  # NaN compares False: counted as active
         slope2d = unit_view(slope.detach(), axis) if slope is not None else None
@@ -110,9 +175,10 @@ def activation_summary(
     return out
 
 
-def param_summary(p: Tensor, bins: int) -> dict[str, Tensor]:
+def param_summary(p: Tensor, bins: int, batch: Histograms | None = None) -> dict[str, Tensor]:
     """Raw gradient of a parameter: mean, std, rms, non-finite fraction; a histogram for matrices;
-    and the data std the grad:data ratio divides by."""
+    and the data std the grad:data ratio divides by. With `batch`, as in `finite_summary`: the
+    histogram and the flag (grad_nonfinite) are left to it and to the host."""
     assert p.grad is not None
     g = p.grad.detach().reshape(-1).float()
     n = g.numel()
@@ -121,16 +187,26 @@ def param_summary(p: Tensor, bins: int) -> dict[str, Tensor]:
     data = p.detach().float()
     out = {"data_std": data.std() if data.numel() > 1 else data.new_zeros(()), "grad_mean": mean,
            "grad_std": (torch.dot(centered, centered) / max(n - 1, 1)).sqrt(),
-           "grad_rms": (torch.dot(g, g) / n).sqrt(), "grad_nonfinite": (~torch.isfinite(mean)).float()}
+           "grad_rms": (torch.dot(g, g) / n).sqrt()}
+    if batch is None:
+        out["grad_nonfinite"] = (~torch.isfinite(mean)).float()
     if p.dim() >= 2:  # histograms for weight matrices only (the lecture's view)
-        s = finite_summary(g, bins)
-        out |= {"lo": s["lo"], "hi": s["hi"], "counts": s["counts"]}
+        if batch is None:
+            s = finite_summary(g, bins)
+            out |= {"lo": s["lo"], "hi": s["hi"], "counts": s["counts"]}
+        else:  # finite_summary's range and sample of g, without its mean and std again
+            lo, hi, sample = _range_sample(g, mean)
+            batch.add(sample, lo, hi)
+            out |= {"lo": lo, "hi": hi}
     return out
 
 
-def update_ratio(before: Tensor, after: Tensor) -> Tensor:
-    """std(W_after - W_before) / std(W_before): the lectures' update:data ratio (log10 of it ~ -3)."""
-    return (after.detach().float() - before.float()).std() / before.float().std()
+def update_ratio(before: Tensor, after: Tensor, before_std: Tensor | None = None) -> Tensor:
+    """std(W_after - W_before) / std(W_before): the lectures' update:data ratio (log10 of it ~ -3).
+    `before_std`: std(W_before) when already taken (`param_summary`'s data_std of the same weights)."""
+    if before_std is None:
+        before_std = before.float().std()
+    return (after.detach().float() - before.float()).std() / before_std
 
 
 def batchnorm_mismatch(x: Tensor, bn: nn.modules.batchnorm._BatchNorm) -> Tensor:
@@ -174,6 +250,6 @@ def batchnorm_noise(x: Tensor) -> Tensor:
 
 
 __all__ = [
-    "SATURATION", "finite_summary", "histogram", "unit_view", "inactive_mask", "activation_summary", "param_summary",
+    "SATURATION", "finite_summary", "histogram", "Histograms", "nonfinite", "unit_view", "inactive_mask", "activation_summary", "param_summary",
     "update_ratio", "batchnorm_mismatch", "batchnorm_noise", "SLOPE_MIN", "NONLINEAR_ROLES",
 ]
