@@ -1,9 +1,9 @@
 """The monitor's and the integrations' cheap paths record exactly what the slow ways record: the
 monitor's own measurements outside the function mode against the same run with the mode left on;
 a step's histograms counted in one batch, and the non-finite flags read on the host, against each
-summary taken on its own;
-the losses against a host read of every step's loss; one TensorBoard event per step against one
-event per value; a single micro-batch's loss against the stacked sum or mean."""
+summary taken on its own; the losses against a host read of every step's loss; one TensorBoard
+event per step against one event per value; TensorBoard's record checksums computed in C against
+its own; a single micro-batch's loss against the stacked sum or mean."""
 
 from __future__ import annotations
 
@@ -252,3 +252,18 @@ def test_tensorboard_one_event_per_step_holds_what_one_event_per_value_holds(tmp
         assert [(e.step, e.histogram_value) for e in a.Histograms(tag)] == [(e.step, e.histogram_value) for e in b.Histograms(tag)]
     texts = "doctor/findings/text_summary"
     assert [(e.step, e.tensor_proto) for e in a.Tensors(texts)] == [(e.step, e.tensor_proto) for e in b.Tensors(texts)]
+
+
+def test_tensorboard_checksums_in_c_equal_its_own() -> None:
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("google_crc32c")
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
+    from tensorboard.summary.writer import record_writer
+
+    from makemore.diagnostics.integrations.tensorboard import masked_crc32c, use_fast_checksums
+
+    g = torch.Generator().manual_seed(0)
+    for n in (0, 1, 3, 8, 12, 255, 20_000):
+        data = bytes(torch.randint(0, 256, (n,), generator=g, dtype=torch.uint8).tolist())
+        assert masked_crc32c(data) == reference(data), n
+    assert use_fast_checksums() and record_writer.masked_crc32c is masked_crc32c

@@ -29,6 +29,33 @@ from tensorboard.compat.proto.summary_pb2 import Summary  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from torch.utils.tensorboard.summary import histogram_raw, scalar, text  # noqa: E402
 
+
+def masked_crc32c(data: bytes) -> int:
+    """TensorBoard's record checksum (CRC-32C, masked as its record_writer masks it), computed in C."""
+    import google_crc32c
+
+    x = google_crc32c.value(data)
+    return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def use_fast_checksums() -> bool:
+    """TensorBoard checksums every record it writes in pure Python, a few bytes at a time: with the
+    google-crc32c package (in makemore[tensorboard]) its writers get the same checksums from C.
+    Without it nothing changes; True when the C checksums are in use."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return False
+    if google_crc32c.implementation != "c":
+        return False
+    from tensorboard.summary.writer import record_writer
+
+    record_writer.masked_crc32c = masked_crc32c  # the name its RecordWriter.write calls
+    return True
+
+
+use_fast_checksums()
+
 # one chart per family in the Custom Scalars tab: every layer (and the guide) on the same axes
 LAYOUT = {PREFIX: {
     "update:data ratio, log10 (guide: -3)": ["Multiline", [rf"{PREFIX}/update_ratio_log10/.*"]],
@@ -140,4 +167,5 @@ class TensorBoardWriter:
         self.writer.close()
 
 
-__all__ = ["TensorBoardWriter", "Events", "add_histograms", "write_histograms", "LAYOUT"]
+__all__ = ["TensorBoardWriter", "Events", "add_histograms", "write_histograms", "LAYOUT", "masked_crc32c",
+           "use_fast_checksums"]
