@@ -3,12 +3,17 @@
 A machine shared with other work cannot time runs fairly, so the sweep separates the two halves
 of "best in T seconds":
 
-1. `--timing`: seconds per training step of every candidate, measured side by side (the
-   candidates alternate, several rounds, the median kept), at the thread count of the run;
+1. the step costs: seconds per training step of every candidate on the quiet machine, in the way
+   its budget is spent (`STEP_S`: two threads alone, as `makemore train --time T` trains, or one
+   thread beside another run, as each member of a two-member ensemble trains), times the
+   corpus's cost against names.txt (`CORPUS_COST`). `--timing` measures them side by side (the
+   candidates alternate, several rounds, the median kept);
 2. the runs: each candidate for the number of steps that its step cost buys in the budget,
    `--steps round(T / step_s)`, at `--threads 1`, so the result of a run depends on its steps
    alone and not on the machine's load. The figure is the exact NLL of the best checkpoint (by
-   validation) over the whole val and test splits.
+   validation) over the whole val and test splits. An ensemble `2xNAME` trains two members of
+   NAME (seeds 1337 and 1338), each for the steps its one-thread cost buys, and is scored as the
+   average of the members' probabilities.
 
 The choice between candidates is made on val; test is reported beside it. The corpora are built
 from PyPI packages when the sweep runs (nothing is committed or downloaded): `names` is
@@ -16,22 +21,28 @@ Karpathy's names.txt, `first` the `names` package's 5,163 US first names (the bu
 `surnames` its 88,799 US census last names (`dist.all.last`), `words` the `english-words`
 package's web2 list (lowercase letters only).
 
-    python bench/budget_sweep.py --timing                       # step costs, side by side
-    python bench/budget_sweep.py --corpus names --budget 120    # every candidate at 120 s
-    python bench/budget_sweep.py --corpus names --budget 300 --candidates gru-s,gru-m
-    python bench/budget_sweep.py --table                        # the results so far, best per budget
+    python bench/budget_sweep.py --timing --corpus names --corpus words   # step costs, side by side
+    python bench/budget_sweep.py --timing --threads 1 --beside            # one thread beside another run
+    python bench/budget_sweep.py --corpus names --budget 120 --candidates gru-s,2xgru-s,mlp
+    python bench/budget_sweep.py --table                                  # the results so far, best per budget
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 # names.txt beside the repository (as in CI), else the development machine's shared copy
@@ -51,25 +62,59 @@ CANDIDATES: dict[str, list[str]] = {
     "mlp": ["--model", "mlp"],
     "transformer": ["--model", "transformer"],
 }
-# a candidate name may end in "+dN": the same with --dropout 0.N (e.g. gru-m+d2: dropout 0.2)
+# a candidate name may end in "+dN": the same with --dropout 0.N (e.g. gru-m+d2: dropout 0.2), and
+# start with "2x": an ensemble of two members of it, trained side by side, one thread each
+ENSEMBLE_SEEDS = (1337, 1338)
 
-# seconds per step on the quiet 2-core machine at two threads, as a user's run trains
-# (`--timing --threads 2`); a run of budget T takes T / step_s steps. gru-m: its timed 300-s run;
-# gru-l: the small GRU's cost times their ratio at one thread on the busy machine.
-STEP_S = {"gru-s": 0.00221, "gru-m": 0.0159, "gru-l": 0.0224, "mlp": 0.00139, "transformer": 0.00473}
+# Seconds per step on names.txt on the quiet 2-core machine (docs/budget.md gives the source of each):
+# "alone" at two threads with nothing else running, as `makemore train --time T` trains; "beside" at
+# one thread while another run trains on the other core, as each member of an ensemble trains.
+STEP_S: dict[str, dict[str, float]] = {
+    "gru-s": {"alone": 0.00221, "beside": 0.00294},
+    "gru-m": {"alone": 0.0158, "beside": 0.0164},
+    "gru-l": {"alone": 0.0224},
+    "mlp": {"alone": 0.00139},
+    "transformer": {"alone": 0.00473},
+}
+# A step's cost on a corpus over its cost on names.txt (longer items make longer batches), and the
+# cost of dropout, each measured side by side with `--timing --threads 1`.
+CORPUS_COST: dict[str, dict[str, float]] = {
+    "surnames": {"gru-s": 1.07, "mlp": 1.10},
+    "words": {"gru-s": 1.46, "mlp": 1.42},
+    "first": {"gru-s": 0.92, "mlp": 0.97},
+}
+DROPOUT_COST: dict[str, float] = {"gru-s": 1.195, "gru-m": 1.004}
+
+
+def parse(candidate: str) -> tuple[int, str, str]:
+    """(members, base candidate, dropout digits) of a name such as "2xgru-s+d4" -> (2, "gru-s", "4")."""
+    members = 1
+    if candidate[:1].isdigit() and "x" in candidate:
+        count, _, candidate = candidate.partition("x")
+        members = int(count)
+    base, _, drop = candidate.partition("+d")
+    return members, base, drop
 
 
 def options(candidate: str) -> list[str]:
-    """The train options of a candidate name (with its "+dN" dropout suffix)."""
-    base, _, drop = candidate.partition("+d")
+    """The train options of a (member's) candidate name, with its "+dN" dropout suffix."""
+    _, base, drop = parse(candidate)
     opts = list(CANDIDATES[base])
     if drop:
         opts += ["--dropout", f"0.{drop}"]
     return opts
 
 
-def step_s(candidate: str) -> float:
-    return STEP_S[candidate.partition("+d")[0]]
+def step_s(candidate: str, corpus: str = "names") -> float:
+    """Seconds per step of the candidate (each member's, for an ensemble) on the corpus, quiet machine."""
+    members, base, drop = parse(candidate)
+    mode = "beside" if members > 1 else "alone"
+    if mode not in STEP_S[base]:
+        raise SystemExit(f"no step cost of {base} {mode} (STEP_S); measure it with --timing first")
+    if corpus != "names" and base not in CORPUS_COST.get(corpus, {}):
+        raise SystemExit(f"no step cost of {base} on {corpus} (CORPUS_COST); measure it with --timing first")
+    factor = CORPUS_COST.get(corpus, {}).get(base, 1.0) * (DROPOUT_COST.get(base, 1.0) if drop else 1.0)
+    return STEP_S[base][mode] * factor
 
 
 def corpus_path(name: str) -> Path:
@@ -101,21 +146,74 @@ def corpus_path(name: str) -> Path:
     return path
 
 
-def run(corpus: str, candidate: str, steps: int, threads: int) -> dict[str, object]:
-    """One `makemore train` process for `steps` steps; the exact val and test NLL of its best checkpoint."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
+def train(corpus: str, candidate: str, steps: int, threads: int, out: Path, seed: int | None = None) -> dict[str, Any]:
+    """One `makemore train` process for `steps` steps into `out` (kept: a finished run there is
+    reused); its summary.json."""
+    if not (out / "summary.json").is_file():
         cmd = [sys.executable, "-m", "makemore", "train", str(corpus_path(corpus)), *options(candidate),
                "--steps", str(steps), "--threads", str(threads), "--samples", "0", "--device", "cpu", "--out", str(out)]
-        t0 = time.perf_counter()
+        if seed is not None:
+            cmd += ["--seed", str(seed)]
+        if out.exists():  # an unfinished run: start again
+            import shutil
+
+            shutil.rmtree(out)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-        summary = json.loads((out / "summary.json").read_text())
-    m = summary["metrics"]
-    return {"corpus": corpus, "candidate": candidate, "steps": steps, "best_step": summary["best_step"],
-            "train": m["train"]["nll"], "val": m["val"]["nll"], "test": m["test"]["nll"], "train_s": summary["train_seconds"],
-            "wall_s": time.perf_counter() - t0}
+    return json.loads((out / "summary.json").read_text())
+
+
+class MeanProbabilities(nn.Module):
+    """The ensemble's prediction: the mean of the members' next-character probabilities, as logits
+    (the log of the mean), so that cross-entropy scores it as any model."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, None]:
+        log_p = torch.stack([torch.log_softmax(m(idx)[0], dim=-1) for m in self.members])  # (K, B, T, V)
+        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members)), None  # (B, T, V)
+
+
+def ensemble_metrics(run_dirs: list[Path]) -> dict[str, dict[str, float]]:
+    """Exact NLL of the average of the members' probabilities (each member's best checkpoint by
+    validation) on the whole val and test splits, and train on the fixed sample the runs use."""
+    from makemore.evaluate import evaluate_split
+    from makemore.run import load_run
+
+    loaded = [load_run(d) for d in run_dirs]
+    ckpt, _, ds = loaded[0]
+    for _, _, other in loaded[1:]:
+        if other.vocab.chars != ds.vocab.chars or other.splits["val"].items != ds.splits["val"].items:
+            raise SystemExit(f"the members {', '.join(map(str, run_dirs))} were not trained on the same splits")
+    model = MeanProbabilities([m for _, m, _ in loaded])
+    splits = dict(ds.splits)
+    if ckpt.train_config.val_subset:
+        splits["train"] = splits["train"].sample(ckpt.train_config.val_subset, seed=0)
+    return {name: evaluate_split(model, split, fast=False, stream=io.StringIO()) for name, split in splits.items()}
+
+
+def run(corpus: str, candidate: str, steps: int, threads: int, runs: Path) -> dict[str, Any]:
+    """A candidate's run (an ensemble's members one after another, then the ensemble scored): the exact
+    NLL of its best checkpoint on each split."""
+    members, _, _ = parse(candidate)
+    member = candidate.partition("x")[2] if members > 1 else candidate
+    t0 = time.perf_counter()
+    if members == 1:
+        summary = train(corpus, member, steps, threads, runs / f"{corpus}-{member}-{steps}")
+        m, best_step, extra = summary["metrics"], summary["best_step"], {}
+    else:
+        dirs = [runs / f"{corpus}-{member}-{steps}-s{seed}" for seed in ENSEMBLE_SEEDS[:members]]
+        summaries = [train(corpus, member, steps, threads, d, seed) for d, seed in zip(dirs, ENSEMBLE_SEEDS)]
+        m = ensemble_metrics(dirs)
+        best_step = max(s["best_step"] for s in summaries)
+        extra = {"members": [{"seed": seed, "best_step": s["best_step"], "val": s["metrics"]["val"]["nll"],
+                              "test": s["metrics"]["test"]["nll"]} for seed, s in zip(ENSEMBLE_SEEDS, summaries)]}
+    return {"corpus": corpus, "candidate": candidate, "steps": steps, "best_step": best_step,
+            "train": m["train"]["nll"], "val": m["val"]["nll"], "test": m["test"]["nll"],
+            "wall_s": time.perf_counter() - t0, **extra}
 
 
 def append_result(path: str, record: dict[str, object]) -> None:
@@ -124,12 +222,9 @@ def append_result(path: str, record: dict[str, object]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def timing(candidates: list[str], threads: int, rounds: int, n_steps: int) -> None:
-    """Seconds per step of each candidate in one process, alternating, median of `rounds` rounds."""
-    import io
-
-    import torch
-
+def timing(corpora: list[str], candidates: list[str], threads: int, rounds: int, n_steps: int, beside: bool) -> None:
+    """Seconds per step of each candidate on each corpus in one process, alternating, median of
+    `rounds` rounds; with `beside`, while another run trains (the small GRU on names.txt, one thread)."""
     from makemore.data import load_dataset
     from makemore.options import run_config
     from makemore.run import setup_model
@@ -137,67 +232,90 @@ def timing(candidates: list[str], threads: int, rounds: int, n_steps: int) -> No
 
     torch.set_num_threads(threads)
     trainers = {}
+    for corpus in corpora:
+        for c in candidates:
+            opts = options(c)
+            kw = {opts[i][2:].replace("-", "_"): opts[i + 1] for i in range(0, len(opts), 2)}
+            model = kw.pop("model")
+            kw = {k: (int(v) if v.isdigit() else float(v)) for k, v in kw.items()}
+            cfg = run_config(model, input=str(corpus_path(corpus)), steps=10**9, **kw)
+            ds = load_dataset(cfg.data, io.StringIO())
+            _, net = setup_model(cfg.model, ds, torch.device("cpu"), cfg.train.seed)
+            trainers[corpus, c] = Trainer(net, ds, cfg.train, torch.device("cpu"), [], stream=io.StringIO())
+    other = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if beside:
+            out = Path(tmp) / "beside"
+            cmd = [sys.executable, "-m", "makemore", "train", str(NAMES), *options("gru-s"), "--steps", str(10**8),
+                   "--threads", "1", "--samples", "0", "--out", str(out)]
+            other = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while '"kind": "train"' not in ((out / "metrics.jsonl").read_text() if (out / "metrics.jsonl").is_file() else ""):
+                if other.poll() is not None:
+                    raise SystemExit(f"{' '.join(cmd)} stopped before its first logged step")
+                time.sleep(0.2)  # it has trained its first logged steps: it is under way
+        try:
+            times: dict[tuple[str, str], list[float]] = {k: [] for k in trainers}
+            for _ in range(rounds):
+                for k, tr in trainers.items():
+                    for _ in range(5):
+                        tr.step()  # warm
+                    t0 = time.perf_counter()
+                    for _ in range(n_steps):
+                        tr.step()
+                    times[k].append((time.perf_counter() - t0) / n_steps)
+        finally:
+            if other is not None:
+                other.terminate()
+                other.wait()
+    where = "beside another run (gru-s on names, one thread)" if beside else "nothing else of the sweep running"
+    print(f"seconds per step, {threads} thread(s), {where}; median of {rounds} alternating rounds of {n_steps} steps")
+    ref = statistics.median(times[corpora[0], candidates[0]])
+    print(f"| candidate | {' | '.join(corpora)} | x {candidates[0]} on {corpora[0]} |\n|---|{'---:|' * (len(corpora) + 1)}")
     for c in candidates:
-        opts = options(c)
-        kw = {opts[i][2:].replace("-", "_"): opts[i + 1] for i in range(0, len(opts), 2)}
-        model = kw.pop("model")
-        kw = {k: (int(v) if v.isdigit() else float(v)) for k, v in kw.items()}
-        cfg = run_config(model, input=str(corpus_path("names")), steps=10**9, **kw)
-        ds = load_dataset(cfg.data, io.StringIO())
-        _, net = setup_model(cfg.model, ds, torch.device("cpu"), cfg.train.seed)
-        trainers[c] = Trainer(net, ds, cfg.train, torch.device("cpu"), [], stream=io.StringIO())
-    times: dict[str, list[float]] = {c: [] for c in candidates}
-    for _ in range(rounds):
-        for c, tr in trainers.items():
-            for _ in range(5):
-                tr.step()  # warm
-            t0 = time.perf_counter()
-            for _ in range(n_steps):
-                tr.step()
-            times[c].append((time.perf_counter() - t0) / n_steps)
-    print(f"seconds per step, {threads} thread(s), median of {rounds} alternating rounds of {n_steps} steps on names")
-    ref = statistics.median(times[candidates[0]])
-    for c in candidates:
-        med = statistics.median(times[c])
-        print(f"{c:<14} {med * 1000:8.2f} ms  x{med / ref:5.2f} of {candidates[0]}   (table: {step_s(c) * 1000:.2f} ms)")
+        own = statistics.median(times[corpora[0], c])
+        cells = [f"{statistics.median(times[k, c]) * 1000:.2f} ms (x{statistics.median(times[k, c]) / own:.2f})" for k in corpora]
+        print(f"| {c} | {' | '.join(cells)} | {own / ref:.3f} |")
+    print(f"(in brackets: against the same candidate on {corpora[0]})")
 
 
 def table(results: Path) -> None:
     """The results file as a table per corpus and budget, the best by val in bold (train: on a fixed
-    sample of 10,000 train items; empty where the results file has none)."""
+    sample of 10,000 train items, all of them for smaller corpora)."""
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     keys = sorted({(r["corpus"], r["budget"]) for r in rows})
-    # the seconds a run's steps take at today's STEP_S (a sweep run with other step costs keeps
-    # its steps, grouped under the budget it was run for)
-    print("| corpus | candidate | steps | seconds at STEP_S | best step | train NLL | val NLL | test NLL |\n"
-          "|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| corpus | budget | candidate | steps | best step | train NLL | val NLL | test NLL |\n"
+          "|---|---:|---|---:|---:|---:|---:|---:|")
     for corpus, budget in keys:
         group = sorted((r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)), key=lambda r: r["val"])
         for i, r in enumerate(group):
             mark = "**" if i == 0 else ""
-            train = f"{r['train']:.4f}" if r.get("train") is not None else ""
-            print(f"| {corpus} | {mark}{r['candidate']}{mark} | {r['steps']:,} | {r['steps'] * step_s(r['candidate']):.0f} | "
-                  f"{r['best_step']:,} | {train} | {r['val']:.4f} | {r['test']:.4f} |")
+            members = parse(r["candidate"])[0]
+            steps = f"{members} x {r['steps']:,}" if members > 1 else f"{r['steps']:,}"
+            print(f"| {corpus} | {budget:g} s | {mark}{r['candidate']}{mark} | {steps} | {r['best_step']:,} | "
+                  f"{r['train']:.4f} | {r['val']:.4f} | {r['test']:.4f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", action="append", default=None, help="names, first, surnames, words (repeatable)")
     p.add_argument("--budget", type=float, action="append", default=None, help="seconds of a quiet 2-core CPU (repeatable)")
-    p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated candidate names (+dN: dropout 0.N)")
+    p.add_argument("--candidates", default="gru-s,2xgru-s,mlp",
+                   help=f"comma-separated candidates: {', '.join(CANDIDATES)}; +dN: dropout 0.N; 2xNAME: an ensemble of two")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", default="budget_sweep.jsonl", help="JSON lines, one per run (appended)")
+    p.add_argument("--runs", default=None, help="keep the run directories here (a finished run there is reused)")
     p.add_argument("--timing", action="store_true", help="measure the candidates' seconds per step instead")
+    p.add_argument("--beside", action="store_true", help="with --timing: while another run trains on one thread")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--timing-steps", type=int, default=100)
     p.add_argument("--table", action="store_true", help="print the results file as a table")
     a = p.parse_args(argv)
     candidates = [c for c in a.candidates.split(",") if c]
     for c in candidates:
-        if c.partition("+d")[0] not in CANDIDATES:
-            raise SystemExit(f"unknown candidate {c!r}; choose from {', '.join(CANDIDATES)} (+dN for dropout 0.N)")
+        if parse(c)[1] not in CANDIDATES:
+            raise SystemExit(f"unknown candidate {c!r}; choose from {', '.join(CANDIDATES)} (+dN for dropout 0.N, 2xNAME for an ensemble)")
     if a.timing:
-        timing(candidates, a.threads, a.rounds, a.timing_steps)
+        timing(a.corpus or ["names"], candidates, a.threads, a.rounds, a.timing_steps, a.beside)
         return 0
     if a.table:
         table(Path(a.results))
@@ -206,14 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     from speed import machine
 
     print(machine(), flush=True)
-    for corpus in a.corpus or ["names"]:
-        for budget in a.budget or [120.0]:
-            for c in candidates:
-                steps = max(1, round(budget / step_s(c)))
-                r = {"budget": budget, **run(corpus, c, steps, a.threads)}
-                append_result(a.results, r)
-                print(f"{corpus:<9} {budget:>6g} s  {c:<14} {steps:>7,} steps  val {r['val']:.4f}  test {r['test']:.4f}  "
-                      f"({r['wall_s']:.0f} s wall)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(a.runs) if a.runs else Path(tmp)
+        for corpus in a.corpus or ["names"]:
+            for budget in a.budget or [120.0]:
+                for c in candidates:
+                    steps = max(1, round(budget / step_s(c, corpus)))
+                    r = {"budget": budget, **run(corpus, c, steps, a.threads, runs)}
+                    append_result(a.results, r)
+                    print(f"{corpus:<9} {budget:>6g} s  {c:<14} {steps:>7,} steps  val {r['val']:.4f}  test {r['test']:.4f}  "
+                          f"({r['wall_s']:.0f} s wall)", flush=True)
     return 0
 
 
