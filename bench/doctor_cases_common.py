@@ -156,18 +156,24 @@ def _digit_templates() -> Tensor:
     return t
 
 
+def _draw_digits(g: torch.Generator, batch: int, noise: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(B, 1, 16, 16) noisy digits normalized like MNIST, (B,) labels, (B, 16, 16) the clean shapes."""
+    tmpl = _digit_templates()
+    y = torch.randint(0, 10, (batch,), generator=g)
+    shifts = torch.randint(-2, 3, (batch, 2), generator=g).tolist()
+    clean = torch.stack([torch.roll(tmpl[k], (dy, dx), (0, 1)) for k, (dy, dx) in zip(y.tolist(), shifts)])
+    img = clean * (0.6 + 0.4 * torch.rand(batch, 1, 1, generator=g)) + noise * torch.randn(clean.shape, generator=g)
+    return ((img - 0.13) / 0.31).unsqueeze(1), y, clean
+
+
 def digit_batches(batch: int, seed: int, noise: float = 0.35) -> Callable[[], tuple[Tensor, Tensor]]:
     """MNIST-like: (B, 1, 16, 16) seven-segment digits, shifted by up to 2 pixels, random
     brightness, Gaussian noise, normalized like MNIST; (B,) labels 0-9."""
     g = torch.Generator().manual_seed(seed)
-    tmpl = _digit_templates()
 
     def draw() -> tuple[Tensor, Tensor]:
-        y = torch.randint(0, 10, (batch,), generator=g)
-        shifts = torch.randint(-2, 3, (batch, 2), generator=g).tolist()
-        img = torch.stack([torch.roll(tmpl[k], (dy, dx), (0, 1)) for k, (dy, dx) in zip(y.tolist(), shifts)])
-        img = img * (0.6 + 0.4 * torch.rand(batch, 1, 1, generator=g)) + noise * torch.randn(img.shape, generator=g)
-        return ((img - 0.13) / 0.31).unsqueeze(1), y
+        x, y, _ = _draw_digits(g, batch, noise)
+        return x, y
 
     return draw
 
@@ -176,15 +182,10 @@ def segmentation_batches(batch: int, seed: int, noise: float = 0.35) -> Callable
     """The digits of `digit_batches` for semantic segmentation: (B, 1, 16, 16) images, (B, 16, 16)
     per-pixel classes (0 background, 1 + the digit on its segments)."""
     g = torch.Generator().manual_seed(seed)
-    tmpl = _digit_templates()
 
     def draw() -> tuple[Tensor, Tensor]:
-        y = torch.randint(0, 10, (batch,), generator=g)
-        shifts = torch.randint(-2, 3, (batch, 2), generator=g).tolist()
-        clean = torch.stack([torch.roll(tmpl[k], (dy, dx), (0, 1)) for k, (dy, dx) in zip(y.tolist(), shifts)])
-        img = clean * (0.6 + 0.4 * torch.rand(batch, 1, 1, generator=g)) + noise * torch.randn(clean.shape, generator=g)
-        mask = torch.where(clean > 0, y[:, None, None] + 1, torch.zeros_like(y)[:, None, None])  # (B, 16, 16)
-        return ((img - 0.13) / 0.31).unsqueeze(1), mask
+        x, y, clean = _draw_digits(g, batch, noise)
+        return x, torch.where(clean > 0, y[:, None, None] + 1, torch.zeros_like(y)[:, None, None])  # (B, 16, 16)
 
     return draw
 
@@ -241,4 +242,5 @@ def cross_entropy_seq(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 __all__ = ["Case", "LR_HIGH", "monitor", "names", "VOCAB", "encode", "context_batches", "stream_batches",
-           "sequence_batches", "digit_batches", "segmentation_batches", "signal_batches", "memory_batches", "regression_batches", "cross_entropy_seq"]
+           "sequence_batches", "digit_batches", "segmentation_batches", "signal_batches", "memory_batches",
+           "regression_batches", "cross_entropy_seq"]

@@ -368,11 +368,17 @@ def _hf_gpt2(steps: int, seed: int, lr: float = 5e-4) -> Records:
     model = GPT2LMHeadModel(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=steps // 10, num_training_steps=steps)
-    draw = sequence_batches(32, seed)
+    return train_hf_causal_lm(model, optimizer, scheduler, sequence_batches(32, seed), steps)
+
+
+def train_hf_causal_lm(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                       draw: Callable[[], tuple[Tensor, Tensor, Tensor]], steps: int) -> Records:
+    """transformers' causal-LM loop: padded names with an attention mask and -100 labels, gradient
+    clipping at 1.0, the scheduler stepped after the optimizer."""
     mon = monitor(model, optimizer, steps)
     model.train()
     for _ in range(steps):
-        x, y, lengths = draw()
+        x, _, lengths = draw()
         attention_mask = (torch.arange(x.size(1))[None, :] < lengths[:, None]).long()
         labels = torch.where(attention_mask.bool(), x, torch.full_like(x, -100))  # the model shifts them
         outputs = model(input_ids=x, attention_mask=attention_mask, labels=labels)
@@ -1518,21 +1524,7 @@ def _gpt_neox(steps: int, seed: int, lr: float = 1e-3) -> Records:
     model = GPTNeoXForCausalLM(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     scheduler = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=steps // 10, num_training_steps=steps)
-    draw = sequence_batches(32, seed + 89)
-    mon = monitor(model, optimizer, steps)
-    model.train()
-    for _ in range(steps):
-        x, _, lengths = draw()
-        attention_mask = (torch.arange(x.size(1))[None, :] < lengths[:, None]).long()
-        labels = torch.where(attention_mask.bool(), x, torch.full_like(x, -100))  # the model shifts them
-        out = model(input_ids=x, attention_mask=attention_mask, labels=labels)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        mon.step(out.loss)
-    return mon.close()
+    return train_hf_causal_lm(model, optimizer, scheduler, sequence_batches(32, seed + 89), steps)
 
 
 def gpt_neox_adamw_cosine(steps: int, seed: int) -> Records:
