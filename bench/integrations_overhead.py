@@ -2,6 +2,8 @@
 
     python bench/integrations_overhead.py              # 1000 steps, 5 runs of each setup
     python bench/integrations_overhead.py --quick      # 200 steps, 2 runs: shows that it works
+    git worktree add /tmp/base <commit>                # another version of makemore, then:
+    python bench/integrations_overhead.py --setups notebook --baseline /tmp/base   # this code against it
 
 Three setups of each place: A without the doctor; B with the integration at the Monitor's default
 interval (250 steps); M the same as B with the integration's Watch turned off (the Monitor records,
@@ -21,6 +23,11 @@ The table gives the median of each setup's times, and the overheads as the media
 ratios within each round of neighbouring A, M and B runs (the load of a shared machine drifts
 between rounds more than within one). The report, written once at the end of a run by default, is
 timed separately.
+
+With `--baseline SRC` (a checkout of makemore), two more setups come from the code in SRC: M0 its
+Monitor only and B0 its integration; then every run, of all five setups, is a fresh process (one
+short untimed run first, for the imports and the first calls), alternating round by round, and the
+table compares this code with SRC side by side.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import logging
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -217,6 +225,51 @@ def overhead(with_: list[float], without: list[float]) -> str:
     return f"{statistics.median(pct):+.1f}% ({pct[0]:+.1f} to {pct[-1]:+.1f})"
 
 
+def child(setup: str, mode: str, steps: int) -> None:
+    """One run in this process (for --baseline): a short untimed run first, then the timed one; prints its seconds."""
+    data = name_contexts()
+    doctor = None if mode == "A" else setup
+    for n in (min(steps, 20), steps):
+        gc.collect()
+        out, sys.stdout = sys.stdout, open(os.devnull, "w")
+        try:
+            with monitor_only(mode.startswith("M")):
+                seconds, _ = SETUPS[setup](n, data, doctor)
+        finally:
+            sys.stdout.close()
+            sys.stdout = out
+    print(f"{seconds:.6f}")
+
+
+def compare(setups: list[str], steps: int, runs: int, threads: int, baseline: Path) -> None:
+    """The table of --baseline: A, M0, B0 (SRC's code), M, B (this code), each run a fresh process."""
+    modes = ["A", "M0", "B0", "M", "B"]
+    here = Path(__file__).resolve()
+    src = {m: str((baseline if m.endswith("0") else here.parent.parent) / "src") for m in modes}
+    print(f"# this code against {baseline}: {steps} steps, median of {runs} runs of each setup, every run a fresh "
+          f"process, the five setups alternating; recording every 250 steps")
+    print(f"# {platform.platform()}, python {platform.python_version()}, torch {torch.__version__}, {threads} thread(s); "
+          f"load average {os.getloadavg()[0]:.1f} at the start\n")
+    print("| integration | A: no doctor (CPU s) | M0: SRC's Monitor | B0: SRC's integration | M: this Monitor | "
+          "B: this integration | M0/A - 1 | M/A - 1 | B0/A - 1 | B/A - 1 | B/B0 - 1 (range) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in setups:
+        times: dict[str, list[float]] = {m: [] for m in modes}
+        for r in range(runs):
+            for mode in modes[r % 5 :] + modes[: r % 5]:
+                env = {**os.environ, "PYTHONPATH": src[mode]}
+                cmd = [sys.executable, str(here), "--child", name, mode.rstrip("0"), "--steps", str(steps),
+                       "--threads", str(threads)]
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+                times[mode].append(float(out.strip().splitlines()[-1]))
+        med = {m: statistics.median(times[m]) for m in modes}
+        pct = {m: statistics.median(100 * (t / a - 1) for t, a in zip(times[m], times["A"])) for m in modes}
+        print(f"| {name} | {med['A']:.3f} | {med['M0']:.3f} | {med['B0']:.3f} | {med['M']:.3f} | {med['B']:.3f} | "
+              f"{pct['M0']:+.1f}% | {pct['M']:+.1f}% | {pct['B0']:+.1f}% | {pct['B']:+.1f}% | "
+              f"{overhead(times['B'], times['B0'])} |", flush=True)
+    print(f"\n# load average {os.getloadavg()[0]:.1f} at the end")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--setups", default=",".join(SETUPS))
@@ -224,15 +277,30 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5, help="runs of each of A, M and B; the median is reported")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--quick", action="store_true", help="200 steps, 2 runs")
+    p.add_argument("--baseline", type=Path, default=None, metavar="SRC",
+                   help="a checkout of makemore to compare with, run by run (see above)")
+    p.add_argument("--child", nargs=2, metavar=("SETUP", "MODE"), help=argparse.SUPPRESS)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     steps, runs = (200, 2) if a.quick else (a.steps, a.runs)
     warnings.filterwarnings("ignore")
-    import lightning.pytorch  # noqa: F401 (it sets its loggers' level on import)
-    import transformers
+    needs = {a.child[0]} if a.child else set(a.setups.split(","))
+    if "lightning" in needs:
+        import lightning.pytorch  # noqa: F401 (it sets its loggers' level on import)
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    transformers.utils.logging.set_verbosity_error()
+        logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    if "hf" in needs:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+    if a.child:
+        child(*a.child, steps)
+        return
+    if a.baseline is not None:
+        if not (a.baseline / "src" / "makemore").is_dir():
+            sys.exit(f"--baseline {a.baseline}: not a checkout of makemore (no src/makemore there)")
+        compare(a.setups.split(","), steps, runs, a.threads, a.baseline)
+        return
     data = name_contexts()
     print(f"# the doctor's integrations: {steps} steps, median of {runs} runs of each setup, A, M and B alternating, "
           "recording every 250 steps")

@@ -120,11 +120,11 @@ def monitored_run(name: str, steps: int = 10, every: int = 3, poison: int | None
 @contextlib.contextmanager
 def mode_left_on(self: Monitor) -> Iterator[None]:
     """The slow way: the monitor's own torch calls go through the function mode, which ignores them."""
-    self._busy = True
+    busy, self._busy = self._busy, True
     try:
         yield
     finally:
-        self._busy = False
+        self._busy = busy
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -136,10 +136,10 @@ class _Transfer:
         vectors: list[tuple[str, ...]] = []
         maps: list[tuple[str, ...]] = []
         for k, t in items.items():
-            (scalars if t.dim() == 0 and t.device == dev else maps if k[-1] == "map" else vectors).append(k)
+            (scalars if t.dim() == 0 else maps if k[-1] == "map" else vectors).append(k)
         hist_keys, self.hist_keys = self.hist_keys, []
         with torch.no_grad():
-            parts = [torch.stack([items[k] for k in scalars]).float()] if scalars else []
+            parts = [_stack([items[k] for k in scalars], dev).float()] if scalars else []
             parts += [items[k].reshape(-1).float().to(dev) for k in vectors]
             if hist_keys:
                 assert self.batch is not None
@@ -356,8 +356,9 @@ class Monitor:
     @contextlib.contextmanager
     def _own_work(self) -> Iterator[None]:
         """The monitor's own torch calls: not the model's (`_on_call` ignores them), and not sent
-        through the function mode at all when it is on top of the stack (a Python call per op)."""
-        self._busy = True
+        through the function mode at all when it is on top of the stack (a Python call per op,
+        shape reads included). It nests: the hooks run in it and so do the statistics they take."""
+        busy, self._busy = self._busy, True
         n = torch._C._len_torch_function_stack()
         aside = n > 0 and torch._C._get_function_stack_at(n - 1) is self._tap
         if aside:
@@ -367,7 +368,7 @@ class Monitor:
         finally:
             if aside:
                 torch._C._push_on_torch_function_stack(self._tap)
-            self._busy = False
+            self._busy = busy
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -376,32 +377,37 @@ class Monitor:
             # evaluation passes (no grad) and repeated calls of a shared module are not the step
             if not torch.is_grad_enabled() or self._busy:
                 return None
-            replaced, first = None, name not in self._seen_fwd
-            if first and recurrent.supported(module):
-                taps: list[recurrent.LayerTaps] = []
-                with self._own_work():
-                    replaced = out = recurrent.unroll(module, args, kwargs, taps)  # type: ignore[arg-type]
-                self._rnn[name] = taps
-            y = primary_tensor(out)
-            if y is None or not y.is_floating_point() or y.numel() == 0:
-                return replaced
-            x = next((a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), None)
-            axis = module_axis(module)
-            if axis is None:
-                axis = self._axis_of(x, y)
-            self._mark(y, axis, name)
-            if not first:
-                return replaced
-            self._seen_fwd.add(name)
-            bias = getattr(module, "bias", None)
-            bias_param = self.param_names.get(id(bias)) if isinstance(bias, Tensor) else None
-            slope = (lambda t: module(t)) if role == "smooth" else None  # noqa: E731
-            self._record(name, type(module).__name__, role, scale, y, axis, x, slope, bias_param)
-            for layer, tap in enumerate(self._rnn.get(name, [])):
-                self._record_layer(name, module, layer, tap)
-            return replaced
+            with self._own_work():
+                return self._on_forward(module, name, role, scale, args, kwargs, out)
 
         return hook
+
+    def _on_forward(self, module: nn.Module, name: str, role: str, scale: tuple[float, float], args: Any, kwargs: Any,
+                    out: Any) -> Any:
+        """The forward hook of a leaf module on a recording step; returns a replacement output or None."""
+        replaced, first = None, name not in self._seen_fwd
+        if first and recurrent.supported(module):
+            taps: list[recurrent.LayerTaps] = []
+            replaced = out = recurrent.unroll(module, args, kwargs, taps)  # type: ignore[arg-type]
+            self._rnn[name] = taps
+        y = primary_tensor(out)
+        if y is None or not y.is_floating_point() or y.numel() == 0:
+            return replaced
+        x = next((a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), None)
+        axis = module_axis(module)
+        if axis is None:
+            axis = self._axis_of(x, y)
+        self._mark(y, axis, name)
+        if not first:
+            return replaced
+        self._seen_fwd.add(name)
+        bias = getattr(module, "bias", None)
+        bias_param = self.param_names.get(id(bias)) if isinstance(bias, Tensor) else None
+        slope = (lambda t: module(t)) if role == "smooth" else None  # noqa: E731
+        self._record(name, type(module).__name__, role, scale, y, axis, x, slope, bias_param)
+        for layer, tap in enumerate(self._rnn.get(name, [])):
+            self._record_layer(name, module, layer, tap)
+        return replaced
 
     def _record(self, name: str, kind: str, role: str, scale: tuple[float, float], y: Tensor, axis: int,
                 x: Tensor | None = None, slope_of: Callable[[Tensor], Tensor] | None = None,
@@ -529,8 +535,8 @@ class Monitor:
         def hook(module: nn.Module, args: Any) -> None:
             if not torch.is_grad_enabled() or not module.training or ("bn", name, "mismatch") in self._transfer.items:
                 return
-            if args and isinstance(args[0], Tensor) and module.running_mean is not None:
-                with self._own_work(), torch.no_grad():
+            with self._own_work(), torch.no_grad():
+                if args and isinstance(args[0], Tensor) and module.running_mean is not None:
                     self._transfer.put(("bn", name), {"mismatch": batchnorm_mismatch(args[0], module),
                                                       "noise": batchnorm_noise(args[0])})
 
@@ -725,6 +731,14 @@ def _public_name(cls: type) -> str:
     """The optimizer's public name: its first torch.optim class (a subclass that only speeds up
     AdamW is shown as AdamW), else its own name."""
     return next((c.__name__ for c in cls.__mro__ if c.__module__.startswith("torch.optim")), cls.__name__)
+
+
+def _stack(values: list[Tensor], device: torch.device) -> Tensor:
+    """The 0-d values as one vector on `device` (each moved there only when they are not all on one device)."""
+    try:
+        return torch.stack(values).to(device)
+    except RuntimeError:  # a model spread over devices
+        return torch.stack([t.to(device) for t in values])
 
 
 def _flag(v: dict[str, list[float]], flag: str, mean: str) -> float:
