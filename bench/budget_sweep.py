@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -40,9 +39,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 # names.txt beside the repository (as in CI), else the development machine's shared copy
@@ -164,23 +160,11 @@ def train(corpus: str, candidate: str, steps: int, threads: int, out: Path, seed
     return json.loads((out / "summary.json").read_text())
 
 
-class MeanProbabilities(nn.Module):
-    """The ensemble's prediction: the mean of the members' next-character probabilities, as logits
-    (the log of the mean), so that cross-entropy scores it as any model."""
-
-    def __init__(self, members: list[nn.Module]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-
-    def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, None]:
-        log_p = torch.stack([torch.log_softmax(m(idx)[0], dim=-1) for m in self.members])  # (K, B, T, V)
-        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members)), None  # (B, T, V)
-
-
 def ensemble_metrics(run_dirs: list[Path]) -> dict[str, dict[str, float]]:
     """Exact NLL of the average of the members' probabilities (each member's best checkpoint by
     validation) on the whole val and test splits, and train on the fixed sample the runs use."""
     from makemore.evaluate import evaluate_split
+    from makemore.models.ensemble import Ensemble
     from makemore.run import load_run
 
     loaded = [load_run(d) for d in run_dirs]
@@ -188,7 +172,7 @@ def ensemble_metrics(run_dirs: list[Path]) -> dict[str, dict[str, float]]:
     for _, _, other in loaded[1:]:
         if other.vocab.chars != ds.vocab.chars or other.splits["val"].items != ds.splits["val"].items:
             raise SystemExit(f"the members {', '.join(map(str, run_dirs))} were not trained on the same splits")
-    model = MeanProbabilities([m for _, m, _ in loaded])
+    model = Ensemble([m for _, m, _ in loaded])
     splits = dict(ds.splits)
     if ckpt.train_config.val_subset:
         splits["train"] = splits["train"].sample(ckpt.train_config.val_subset, seed=0)
@@ -225,6 +209,8 @@ def append_result(path: str, record: dict[str, object]) -> None:
 def timing(corpora: list[str], candidates: list[str], threads: int, rounds: int, n_steps: int, beside: bool) -> None:
     """Seconds per step of each candidate on each corpus in one process, alternating, median of
     `rounds` rounds; with `beside`, while another run trains (the small GRU on names.txt, one thread)."""
+    import torch
+
     from makemore.data import load_dataset
     from makemore.options import run_config
     from makemore.run import setup_model
