@@ -24,7 +24,9 @@ import sys
 import time
 from typing import IO, Any
 
-from ..checks import Finding, moving_average, run_checks
+import numpy as np
+
+from ..checks import Finding, run_checks
 from ..monitor import Monitor
 from ..plots import pictures
 from ..records import Records
@@ -87,32 +89,40 @@ def loss_svg(records: Records, width: int = 640, height: int = 180, points: int 
     are more than `points` steps), its moving average solid, ln(classes) dotted. Drawn by hand,
     not by matplotlib, and in time that hardly grows with the run: it is redrawn while training runs."""
     losses, first = records.losses, records.first_step
-    block = max(1, -(-len(losses) // points))  # steps per vertex
-    pts = []  # (step, log10 of the block's mean loss), finite blocks only
-    for i in range(0, len(losses), block):
-        m = sum(losses[i : i + block]) / len(losses[i : i + block])
-        if math.isfinite(m) and m > 0:
-            pts.append((first + min(i + block, len(losses)) - 1, math.log10(m)))
-    if not pts:
+    n = len(losses)
+    block = max(1, -(-n // points))  # steps per vertex
+    starts = np.arange(0, n, block)
+    means = np.array([sum(losses[i : i + block]) for i in range(0, n, block)]) / np.diff(np.append(starts, n))
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(means) & (means > 0)  # finite blocks only
+    xs = first + np.minimum(starts + block, n)[keep] - 1  # each block's last step
+    with np.errstate(divide="ignore"):
+        ys = np.log10(means[keep])
+    if not len(xs):
         return "<p class=meta>no finite loss yet</p>"
-    w = max(5, len(pts) // 20)
-    smooth = list(zip([p[0] for p in pts][w - 1 :], moving_average([p[1] for p in pts], w)[w - 1 :]))
+    w = max(5, len(xs) // 20)
+    # trailing means of full windows (none while there are fewer points than one window)
+    smooth_ys = np.convolve(ys, np.full(w, 1 / w), "valid") if len(ys) >= w else ys[:0]
     guide = math.log10(math.log(records.n_classes)) if records.n_classes and records.n_classes > 1 else None
-    ys = [p[1] for p in pts] + ([guide] if guide is not None else [])
-    x0, x1, y0, y1 = pts[0][0], max(pts[-1][0], pts[0][0] + 1), min(ys), max(max(ys), min(ys) + 1e-3)
+    lo, hi = float(ys.min()), float(ys.max())
+    if guide is not None:
+        lo, hi = min(lo, guide), max(hi, guide)
+    x0, y1, y0 = float(xs[0]), max(hi, lo + 1e-3), lo
+    x1 = max(float(xs[-1]), x0 + 1)
     pad = 4
 
-    def line(series: list[tuple[int, float]], style: str) -> str:
-        xy = " ".join(f"{pad + (x - x0) / (x1 - x0) * (width - 2 * pad):.1f},"
-                      f"{pad + (y1 - y) / (y1 - y0) * (height - 2 * pad):.1f}" for x, y in series)
+    def line(x: np.ndarray, y: np.ndarray, style: str) -> str:
+        px = pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
+        py = pad + (y1 - y) / (y1 - y0) * (height - 2 * pad)
+        xy = " ".join(["%.1f,%.1f"] * len(px)) % tuple(np.column_stack([px, py]).ravel().tolist())
         return f'<polyline fill="none" points="{xy}" {style}/>'
 
-    out = [line(pts, 'stroke="#1f77b4" stroke-opacity="0.3"')]
-    if smooth:
-        out.append(line(smooth, 'stroke="#1f77b4" stroke-width="2"'))
+    out = [line(xs, ys, 'stroke="#1f77b4" stroke-opacity="0.3"')]
+    if len(smooth_ys):
+        out.append(line(xs[w - 1 :], smooth_ys, 'stroke="#1f77b4" stroke-width="2"'))
     if guide is not None:
-        out.append(line([(x0, guide), (x1, guide)], 'stroke="#000" stroke-dasharray="2,3"'))
-    label = (f"loss {losses[-1]:.3f} at step {first + len(losses) - 1} (log scale, {10 ** y0:.3g} to {10 ** y1:.3g})"
+        out.append(line(np.array([x0, x1]), np.array([guide, guide]), 'stroke="#000" stroke-dasharray="2,3"'))
+    label = (f"loss {records.losses[-1]:.3f} at step {first + n - 1} (log scale, {10 ** y0:.3g} to {10 ** y1:.3g})"
              + (f"; dotted: ln {records.n_classes}" if guide is not None else ""))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
             f'style="width:100%;max-width:{width}px;background:#fff" role="img" aria-label="training loss">'
