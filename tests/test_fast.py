@@ -20,7 +20,7 @@ from makemore.models.common import ModelLoss
 from makemore.sampling import generate
 from makemore.speed import SpeedOptions, fast_loss
 from makemore.speed.optim import LeanAdamW
-from makemore.speed.recurrent import RecurrentLoss, applies, written_out
+from makemore.speed.recurrent import RecurrentLoss, applies, pack_rows, written_out
 from makemore.speed.rows import PositionwiseLoss, TransformerLoss
 from makemore.train import RowSampler, Trainer, make_optimizer
 
@@ -155,6 +155,17 @@ def test_narrow_batches_equal_full_width_batches_in_float64(names_file, name: st
             assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), pname
 
 
+def _graph_nodes(t: torch.Tensor) -> set[str]:
+    """The names of the autograd nodes that `t` was computed through."""
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo.extend(f for f, _ in node.next_functions)
+    return {node.name() for node in seen}
+
+
 @pytest.mark.parametrize("kind", ["rnn", "gru"])
 @pytest.mark.parametrize("final_state_used", [True, False])
 def test_written_out_recurrence_equals_pytorch_in_float64(kind: str, final_state_used: bool) -> None:
@@ -174,10 +185,36 @@ def test_written_out_recurrence_equals_pytorch_in_float64(kind: str, final_state
         loss = (out * g_out).sum() + ((last * g_last).sum() if final_state_used else 0)
         results.append((out, last, torch.autograd.grad(loss, [x, h0, *rnn.parameters()])))
     (out_r, last_r, grads_r), (out_m, last_m, grads_m) = results
-    assert out_m.grad_fn.name() == backward  # the written-out path ran
+    assert backward in _graph_nodes(out_m)  # the written-out path ran
     assert torch.allclose(out_m, out_r, atol=1e-13) and torch.allclose(last_m, last_r, atol=1e-13)
     for a, b in zip(grads_m, grads_r):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru"])
+def test_recurrence_run_to_each_last_target_equals_the_model_in_float64(name: str) -> None:
+    """The packed recurrence (each row run up to its last target, rows longest first) gives the
+    model's own loss and gradients, also with a row without any target (the start state's rows
+    differ from the running rows) and targets missing inside an item."""
+    torch.manual_seed(0)
+    model = create_model(model_config(name, vocab_size=V, block_size=T)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    x, y = _ragged_batch()
+    y[2] = IGNORE  # a row without a target
+    y[5, 3] = IGNORE  # a hole: the row still runs to its last target
+    xp, yp, sizes = pack_rows(x, y)
+    assert sizes[0] == B - 1 and sizes == sorted(sizes, reverse=True) and len(sizes) < T
+    assert sum(sizes) == xp.numel() == int((y != IGNORE).sum()) + 1  # the hole is run, not scored
+    loss = fast_loss(model)(x, y)
+    assert {"TanhRNNFunctionBackward", "GRUFunctionBackward"} & _graph_nodes(loss)
+    params = list(model.parameters())
+    ref = ModelLoss(model)(x, y)
+    assert abs(loss.item() - ref.item()) < 1e-12
+    for (pname, _), g, h in zip(model.named_parameters(), torch.autograd.grad(loss, params),
+                                torch.autograd.grad(ref, params)):
+        assert torch.allclose(g, h, rtol=1e-9, atol=1e-12), pname
 
 
 def test_written_out_recurrence_is_for_one_layer_tanh_only() -> None:

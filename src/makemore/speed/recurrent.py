@@ -3,129 +3,151 @@
 A fast path of the speed layer (`makemore.speed`), for the CPU: PyTorch's CPU `nn.RNN` and
 `nn.GRU` record every time step's operations for autograd, and at makemore's sizes that
 bookkeeping, not the arithmetic, is most of a step. `TanhRNNFunction` and `GRUFunction` run
-the same equations with one autograd node for the whole sequence; equal to `nn.RNN` / `nn.GRU`
-in float64 (outputs, final state and every gradient, tested). `written_out` runs a module
-through them where they apply and through the module itself elsewhere. For evaluation,
+the same equations with one autograd node for the whole sequence, on packed rows that stop at
+each item's last target; equal to `nn.RNN` / `nn.GRU` in float64 (outputs, final state and
+every gradient, tested). `written_out` runs a module through them where they apply and through
+the module itself elsewhere. For evaluation,
 `RecurrentLogits` runs the same forward equations without autograd, the input projection taken
 from a table of one row per vocabulary entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..data import IGNORE
 from ..models.common import ModelLoss, lm_loss
+
+
+def _previous(h0: torch.Tensor, out: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """Each packed row's previous state, h_(t-1): step 0's from `h0`, step t's the first b_t rows
+    of step t-1's outputs. (b_0, H) and packed (N, H) -> packed (N, H)."""
+    parts, start = [h0[: sizes[0]]], 0
+    for b_prev, b in zip(sizes, sizes[1:]):
+        parts.append(out[start : start + b])
+        start += b_prev
+    return torch.cat(parts)
+
+
+def _start_grad(h0: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The gradient of the start state (B, H) from that of its first b_0 rows (the others never ran)."""
+    return g if g.size(0) == h0.size(0) else torch.cat([g, g.new_zeros(h0.size(0) - g.size(0), g.size(1))])
 
 
 class TanhRNNFunction(torch.autograd.Function):
     """One tanh RNN layer, h_t = tanh(x_t W_ih^T + b_ih + h_(t-1) W_hh^T + b_hh), with its backward
-    written out: the input projection of every position in one product, then per time step one
-    product and one tanh forward, one product and one tanh derivative backward; the weight
-    gradients of all steps in one product each at the end.
+    written out, on packed time-major rows: step 0's b_0 rows, then step 1's b_1 rows, and so on,
+    with b_t non-increasing and the rows still running at step t the first b_t (a batch sorted by
+    length stops computing an item after its last target). The input projection of every row in
+    one product, then per time step one product and one tanh forward, one product and one tanh
+    derivative backward; the weight gradients of all steps in one product each at the end.
 
-    x (B, T, E), h0 (B, H) -> out (B, T, H), the last state (B, H).
+    x (N, E) packed, h0 (B, H), sizes (b_0, b_1, ...) summing to N -> out (N, H) packed.
     """
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
-        B, T, _ = x.shape
-        x_tm = x.transpose(0, 1).reshape(T * B, -1)  # (T*B, E), time-major
-        pre = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(T, B, -1)  # (T, B, H): inputs' share
-        out = torch.empty_like(pre)  # (T, B, H)
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, sizes):  # type: ignore[override]
+        pre = torch.addmm(b_ih + b_hh, x, w_ih.t())  # (N, H): inputs' share
+        out = torch.empty_like(pre)  # (N, H)
         h, w_hh_t = h0, w_hh.t()
-        for pre_t, out_t in zip(pre.unbind(0), out.unbind(0)):
-            h = torch.addmm(pre_t, h, w_hh_t, out=out_t).tanh_()
-        ctx.save_for_backward(x_tm, h0, w_ih, w_hh, out)
-        return out.transpose(0, 1), h
+        for pre_t, out_t in zip(pre.split(sizes), out.split(sizes)):
+            b = pre_t.size(0)
+            h = torch.addmm(pre_t, h if h.size(0) == b else h[:b], w_hh_t, out=out_t).tanh_()
+        ctx.sizes = sizes
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out)
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_out, g_last):  # type: ignore[override]
-        x_tm, h0, w_ih, w_hh, out = ctx.saved_tensors
-        T, B, H = out.shape
-        g_out = g_out.transpose(0, 1).contiguous()  # (T, B, H)
-        dh = g_out[T - 1] if g_last is None else g_out[T - 1] + g_last  # d loss / d h_t, all paths
+    def backward(ctx, g_out):  # type: ignore[override]
+        x, h0, w_ih, w_hh, out = ctx.saved_tensors
+        sizes = ctx.sizes
+        g = g_out.clone()  # d loss / d h_t: the row's own, plus, added below, through later steps
         da = 1 - out * out  # tanh'(pre-activation) = 1 - h_t^2; below, d loss / d pre-activation
-        gs, das = g_out.unbind(0), da.unbind(0)
-        for t in range(T - 1, -1, -1):
-            das[t].mul_(dh)
-            if t:
-                dh = torch.addmm(gs[t - 1], das[t], w_hh)  # through W_hh, plus position t-1's own
-        da_flat = da.view(T * B, H)
-        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]).view(T * B, H)  # (T*B, H): h_(t-1)
-        g_b = da_flat.sum(0)
-        g_x = (da_flat @ w_ih).view(T, B, -1).transpose(0, 1)  # (B, T, E)
-        return g_x, da[0] @ w_hh, da_flat.t() @ x_tm, da_flat.t() @ h_prev, g_b, g_b
+        gs, das = g.split(sizes), da.split(sizes)
+        for t in range(len(sizes) - 1, 0, -1):
+            das[t].mul_(gs[t])
+            prev = gs[t - 1] if sizes[t] == sizes[t - 1] else gs[t - 1][: sizes[t]]
+            prev.addmm_(das[t], w_hh)  # through W_hh into h_(t-1)
+        g_h0 = das[0].mul_(gs[0]) @ w_hh
+        g_b = da.sum(0)
+        return (da @ w_ih, _start_grad(h0, g_h0), da.t() @ x, da.t() @ _previous(h0, out, sizes), g_b, g_b, None)
 
 
 class GRUFunction(torch.autograd.Function):
     """One GRU layer with its backward written out, PyTorch's equations and gate order (r, z, n):
     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z = sigmoid(W_iz x + b_iz + W_hz h + b_hz),
-    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h = n + z * (h - n).
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h = lerp(n, h, z),
+    on packed time-major rows as `TanhRNNFunction`.
 
-    Forward: the input projections of every position in one product, then per time step one
-    product and six element-wise operations. Backward: the factors that do not depend on the
-    incoming gradient are computed for all steps at once, leaving per step four products by
-    them, one multiply-add and one matrix product; the weight gradients in one product each.
+    Forward: the input projections of every row in one product, then per time step one product
+    and five element-wise operations. Backward: the factors that do not depend on the incoming
+    gradient are computed for all steps at once, leaving per step four products by them, one
+    multiply-add and one matrix product; the weight gradients in one product each.
 
-    x (B, T, E), h0 (B, H) -> out (B, T, H), the last state (B, H).
+    x (N, E) packed, h0 (B, H), sizes (b_0, b_1, ...) summing to N -> out (N, H) packed.
     """
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # type: ignore[override]
-        B, T, _ = x.shape
-        H = h0.size(1)
-        x_tm = x.transpose(0, 1).reshape(T * B, -1)  # (T*B, E), time-major
-        gi = torch.addmm(b_ih, x_tm, w_ih.t()).view(T, B, 3 * H)  # inputs' share of every gate
-        gh = x.new_empty(T, B, 3 * H)  # the state's share, W_h h + b_h, per step
-        rz = x.new_empty(T, B, 2 * H)  # reset and update gates
-        n = x.new_empty(T, B, H)  # candidate state
-        out = x.new_empty(T, B, H)
-        diff = x.new_empty(B, H)
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, sizes):  # type: ignore[override]
+        N, H = x.size(0), h0.size(1)
+        gi = torch.addmm(b_ih, x, w_ih.t())  # (N, 3H): inputs' share of every gate
+        gh = x.new_empty(N, 3 * H)  # the state's share, W_h h + b_h
+        rz = x.new_empty(N, 2 * H)  # reset and update gates
+        n = x.new_empty(N, H)  # candidate state
+        out = x.new_empty(N, H)
         h, w_hh_t = h0, w_hh.t()
-        steps = zip(gh.unbind(0), gi[..., : 2 * H].unbind(0), gh[..., : 2 * H].unbind(0), rz.unbind(0),
-                    gi[..., 2 * H :].unbind(0), rz[..., :H].unbind(0), gh[..., 2 * H :].unbind(0), n.unbind(0),
-                    rz[..., H:].unbind(0), out.unbind(0))  # per-step views, sliced once
+        steps = zip(gh.split(sizes), gi[:, : 2 * H].split(sizes), gh[:, : 2 * H].split(sizes), rz.split(sizes),
+                    gi[:, 2 * H :].split(sizes), rz[:, :H].split(sizes), gh[:, 2 * H :].split(sizes), n.split(sizes),
+                    rz[:, H:].split(sizes), out.split(sizes))  # per-step views, sliced once
         for gh_t, gi_rz, gh_rz, rz_t, gi_n, r_t, gh_n, n_t, z_t, out_t in steps:
+            b = gh_t.size(0)
+            h = h if h.size(0) == b else h[:b]
             torch.addmm(b_hh, h, w_hh_t, out=gh_t)
             torch.add(gi_rz, gh_rz, out=rz_t).sigmoid_()
             torch.addcmul(gi_n, r_t, gh_n, out=n_t).tanh_()
-            torch.sub(h, n_t, out=diff)
-            h = torch.addcmul(n_t, z_t, diff, out=out_t)
-        ctx.save_for_backward(x_tm, h0, w_ih, w_hh, out, gh, rz, n)
-        return out.transpose(0, 1), h
+            h = torch.lerp(n_t, h, z_t, out=out_t)
+        ctx.sizes = sizes
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gh, rz, n)
+        return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_out, g_last):  # type: ignore[override]
-        x_tm, h0, w_ih, w_hh, out, gh, rz, n = ctx.saved_tensors
-        T, B, H = out.shape
-        r, z, hn = rz[..., :H], rz[..., H:], gh[..., 2 * H :]
-        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # (T, B, H): h_(t-1)
+    def backward(ctx, g_out):  # type: ignore[override]
+        x, h0, w_ih, w_hh, out, gh, rz, n = ctx.saved_tensors
+        sizes = ctx.sizes
+        H = h0.size(1)
+        r, z, hn = rz[:, :H], rz[:, H:], gh[:, 2 * H :]
+        h_prev = _previous(h0, out, sizes)  # (N, H): h_(t-1)
         # d h_t / d (pre-activations), the factors that do not involve the incoming gradient
         to_n = (1 - z) * (1 - n * n)  # through n, into n's pre-activation
         to_r = hn * r * (1 - r)  # from n's pre-activation, through r, into r's
         to_z = (h_prev - n) * z * (1 - z)  # through z, into z's pre-activation
-        g_out = g_out.transpose(0, 1).contiguous()  # (T, B, H)
+        g = g_out.clone()  # d loss / d h_t: the row's own, plus, added below, through later steps
         dgh = torch.empty_like(gh)  # d loss / d (W_h h + b_h), per step: r, z, n parts
         dn = torch.empty_like(n)  # d loss / d n's pre-activation = d loss / d (W_in x + b_in)
-        dh = g_out[T - 1] if g_last is None else g_out[T - 1] + g_last  # d loss / d h_t, all paths
-        steps = list(zip(dgh.unbind(0), dn.unbind(0), dgh[..., :H].unbind(0), dgh[..., H : 2 * H].unbind(0),
-                         dgh[..., 2 * H :].unbind(0), to_n.unbind(0), to_r.unbind(0), to_z.unbind(0),
-                         r.unbind(0), z.unbind(0), [None, *g_out[:-1].unbind(0)]))  # per-step views
-        for dgh_t, dn_t, dgh_r, dgh_z, dgh_n, to_n_t, to_r_t, to_z_t, r_t, z_t, g_prev in reversed(steps):
+        steps = list(zip(g.split(sizes), dgh.split(sizes), dn.split(sizes), dgh[:, :H].split(sizes),
+                         dgh[:, H : 2 * H].split(sizes), dgh[:, 2 * H :].split(sizes), to_n.split(sizes),
+                         to_r.split(sizes), to_z.split(sizes), r.split(sizes), z.split(sizes)))  # per-step views
+        g_h0 = g_out  # replaced at step 0
+        for t in range(len(steps) - 1, -1, -1):
+            dh, dgh_t, dn_t, dgh_r, dgh_z, dgh_n, to_n_t, to_r_t, to_z_t, r_t, z_t = steps[t]
             torch.mul(dh, to_n_t, out=dn_t)
             torch.mul(dn_t, to_r_t, out=dgh_r)
             torch.mul(dh, to_z_t, out=dgh_z)
             torch.mul(dn_t, r_t, out=dgh_n)
-            via_z = dh * z_t if g_prev is None else torch.addcmul(g_prev, dh, z_t)  # plus h_(t-1)'s own
-            dh = torch.addmm(via_z, dgh_t, w_hh)  # via z * h_(t-1) and via W_hh: d loss / d h_(t-1)
-        dgi = torch.cat([dgh[..., : 2 * H], dn], dim=2).view(T * B, 3 * H)  # r and z as in gh; n without r
-        dgh_flat = dgh.view(T * B, 3 * H)
-        g_x = (dgi @ w_ih).view(T, B, -1).transpose(0, 1)  # (B, T, E)
-        return (g_x, dh, dgi.t() @ x_tm, dgh_flat.t() @ h_prev.view(T * B, H), dgi.sum(0), dgh_flat.sum(0))
+            if t:  # via z * h_(t-1) and via W_hh, added to d loss / d h_(t-1)
+                prev = steps[t - 1][0] if sizes[t] == sizes[t - 1] else steps[t - 1][0][: sizes[t]]
+                prev.addcmul_(dh, z_t).addmm_(dgh_t, w_hh)
+            else:
+                g_h0 = torch.addmm(dh * z_t, dgh_t, w_hh)
+        dgi = torch.cat([dgh[:, : 2 * H], dn], dim=1)  # (N, 3H): r and z as in gh; n without r
+        return (dgi @ w_ih, _start_grad(h0, g_h0), dgi.t() @ x, dgh.t() @ h_prev, dgi.sum(0), dgh.sum(0), None)
 
 
 def applies(rnn: nn.Module) -> bool:
@@ -135,24 +157,53 @@ def applies(rnn: nn.Module) -> bool:
             and not rnn.bidirectional and getattr(rnn, "nonlinearity", "tanh") == "tanh" and not rnn.proj_size)
 
 
+def _packed(rnn: nn.RNN | nn.GRU, x: torch.Tensor, h0: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    function = GRUFunction if isinstance(rnn, nn.GRU) else TanhRNNFunction
+    return function.apply(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, tuple(sizes))
+
+
 def written_out(rnn: nn.RNN | nn.GRU, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`rnn(x, h0)` through the written-out function (where `applies(rnn)`): x (B, T, E) and
     h0 (1, B, H) -> the outputs (B, T, H) and the last state (1, B, H)."""
-    function = GRUFunction if isinstance(rnn, nn.GRU) else TanhRNNFunction
-    out, last = function.apply(x, h0[0], rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
-    return out, last.unsqueeze(0)
+    B, T, E = x.shape
+    out = _packed(rnn, x.transpose(0, 1).reshape(T * B, E), h0[0], [B] * T).view(T, B, -1)  # (T, B, H)
+    return out.transpose(0, 1), out[-1].unsqueeze(0)
+
+
+def pack_rows(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The positions of a (B, T) batch that a causal recurrence must run to reach every target:
+    each row up to its last target, rows ordered by that length (longest first), packed time-major.
+    Returns the packed inputs and targets (N,) and the number of rows running at each step."""
+    T = x.size(1)
+    steps = np.arange(T)
+    ends = ((y.numpy() != IGNORE) * (steps + 1)).max(1)  # (B,): positions up to the last target
+    order = np.argsort(-ends, kind="stable")
+    ends = ends[order]
+    running = steps[:, None] < ends[None, :]  # (T, B): the sorted rows still running at each step
+    flat = torch.from_numpy((order[None, :] * T + steps[:, None])[running])  # (N,) into the (B*T,) batch
+    sizes = running.sum(1)
+    return x.reshape(-1)[flat], y.reshape(-1)[flat], sizes[sizes > 0].tolist()
 
 
 class RecurrentLoss(ModelLoss):
     """The loss of a `models.rnn.Recurrent` model with its one-layer RNN or GRU run through the
-    written-out recurrence (anything else through the model's own code)."""
+    written-out recurrence (anything else through the model's own code). Without dropout the
+    recurrence runs each item only up to its last target (`pack_rows`), and the output layer sees
+    those positions only; with dropout it runs the whole batch, so that the masks are drawn as
+    the model's own forward draws them."""
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         m = self.model
         if not applies(m.rnn):
             return m(x, y)[1]
-        out, _ = written_out(m.rnn, m.embed(x), m.initial_state(x.size(0)))  # (B, T, H)
-        return lm_loss(m.head(out), y, m.config.loss)
+        h0 = m.initial_state(x.size(0))  # (1, B, H)
+        dropout = m.training and m.config.dropout > 0
+        xp, yp, sizes = pack_rows(x, y) if x.device.type == "cpu" and not dropout else (x, y, [])  # (N,) each
+        if not sizes:
+            out, _ = written_out(m.rnn, m.embed(x), h0)  # (B, T, H)
+            return lm_loss(m.head(out), y, m.config.loss)
+        out = _packed(m.rnn, m.embed(xp), h0[0], sizes)  # (N, H)
+        return lm_loss(m.head(out), yp, m.config.loss)
 
 
 class RecurrentLogits(nn.Module):
