@@ -34,6 +34,23 @@ def _previous(h0: torch.Tensor, out: torch.Tensor, sizes: Sequence[int]) -> torc
     return torch.cat(parts)
 
 
+def _input_share(x: torch.Tensor, idx: torch.Tensor | None, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x W^T + b for the packed inputs (N, E), or, given ids `idx` (N,), for rows `idx` of an
+    embedding table x (V, E): an embedding followed by a linear map is one row of their product,
+    so the product is taken over the V table rows and gathered, instead of over N positions."""
+    if idx is None:
+        return torch.addmm(b, x, w.t())  # (N, gates)
+    return torch.addmm(b, x, w.t())[idx]  # (V, gates) -> (N, gates)
+
+
+def _input_grads(x: torch.Tensor, idx: torch.Tensor | None, w: torch.Tensor,
+                 d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of x, w and b from d loss / d (x W^T + b), d (N, gates), as `_input_share` takes them."""
+    if idx is not None:  # the table's rows: the positions' gradients summed per id
+        d = d.new_zeros(x.size(0), d.size(1)).index_add_(0, idx, d)  # (V, gates)
+    return d @ w, d.t() @ x, d.sum(0)
+
+
 def _start_grad(h0: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """The gradient of the start state (B, H) from that of its first b_0 rows (the others never ran)."""
     return g if g.size(0) == h0.size(0) else torch.cat([g, g.new_zeros(h0.size(0) - g.size(0), g.size(1))])
@@ -47,25 +64,26 @@ class TanhRNNFunction(torch.autograd.Function):
     one product, then per time step one product and one tanh forward, one product and one tanh
     derivative backward; the weight gradients of all steps in one product each at the end.
 
-    x (N, E) packed, h0 (B, H), sizes (b_0, b_1, ...) summing to N -> out (N, H) packed.
+    x (N, E) packed (or an embedding table (V, E) and its ids `idx` (N,) packed), h0 (B, H),
+    sizes (b_0, b_1, ...) summing to N -> out (N, H) packed.
     """
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, sizes):  # type: ignore[override]
-        pre = torch.addmm(b_ih + b_hh, x, w_ih.t())  # (N, H): inputs' share
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, sizes, idx=None):  # type: ignore[override]
+        pre = _input_share(x, idx, w_ih, b_ih + b_hh)  # (N, H): inputs' share
         out = torch.empty_like(pre)  # (N, H)
         h, w_hh_t = h0, w_hh.t()
         for pre_t, out_t in zip(pre.split(sizes), out.split(sizes)):
             b = pre_t.size(0)
             h = torch.addmm(pre_t, h if h.size(0) == b else h[:b], w_hh_t, out=out_t).tanh_()
         ctx.sizes = sizes
-        ctx.save_for_backward(x, h0, w_ih, w_hh, out)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out, idx)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out):  # type: ignore[override]
-        x, h0, w_ih, w_hh, out = ctx.saved_tensors
+        x, h0, w_ih, w_hh, out, idx = ctx.saved_tensors
         sizes = ctx.sizes
         g = g_out.clone()  # d loss / d h_t: the row's own, plus, added below, through later steps
         da = 1 - out * out  # tanh'(pre-activation) = 1 - h_t^2; below, d loss / d pre-activation
@@ -75,8 +93,8 @@ class TanhRNNFunction(torch.autograd.Function):
             prev = gs[t - 1] if sizes[t] == sizes[t - 1] else gs[t - 1][: sizes[t]]
             prev.addmm_(das[t], w_hh)  # through W_hh into h_(t-1)
         g_h0 = das[0].mul_(gs[0]) @ w_hh
-        g_b = da.sum(0)
-        return (da @ w_ih, _start_grad(h0, g_h0), da.t() @ x, da.t() @ _previous(h0, out, sizes), g_b, g_b, None)
+        g_x, g_w_ih, g_b = _input_grads(x, idx, w_ih, da)
+        return (g_x, _start_grad(h0, g_h0), g_w_ih, da.t() @ _previous(h0, out, sizes), g_b, g_b, None, None)
 
 
 class GRUFunction(torch.autograd.Function):
@@ -90,13 +108,15 @@ class GRUFunction(torch.autograd.Function):
     gradient are computed for all steps at once, leaving per step four products by them, one
     multiply-add and one matrix product; the weight gradients in one product each.
 
-    x (N, E) packed, h0 (B, H), sizes (b_0, b_1, ...) summing to N -> out (N, H) packed.
+    x (N, E) packed (or an embedding table (V, E) and its ids `idx` (N,) packed), h0 (B, H),
+    sizes (b_0, b_1, ...) summing to N -> out (N, H) packed.
     """
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, sizes):  # type: ignore[override]
-        N, H = x.size(0), h0.size(1)
-        gi = torch.addmm(b_ih, x, w_ih.t())  # (N, 3H): inputs' share of every gate
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, sizes, idx=None):  # type: ignore[override]
+        H = h0.size(1)
+        gi = _input_share(x, idx, w_ih, b_ih)  # (N, 3H): inputs' share of every gate
+        N = gi.size(0)
         gh = x.new_empty(N, 3 * H)  # the state's share, W_h h + b_h
         rz = x.new_empty(N, 2 * H)  # reset and update gates
         n = x.new_empty(N, H)  # candidate state
@@ -113,13 +133,13 @@ class GRUFunction(torch.autograd.Function):
             torch.addcmul(gi_n, r_t, gh_n, out=n_t).tanh_()
             h = torch.lerp(n_t, h, z_t, out=out_t)
         ctx.sizes = sizes
-        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gh, rz, n)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gh, rz, n, idx)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_out):  # type: ignore[override]
-        x, h0, w_ih, w_hh, out, gh, rz, n = ctx.saved_tensors
+        x, h0, w_ih, w_hh, out, gh, rz, n, idx = ctx.saved_tensors
         sizes = ctx.sizes
         H = h0.size(1)
         r, z, hn = rz[:, :H], rz[:, H:], gh[:, 2 * H :]
@@ -147,7 +167,8 @@ class GRUFunction(torch.autograd.Function):
             else:
                 g_h0 = torch.addmm(dh * z_t, dgh_t, w_hh)
         dgi = torch.cat([dgh[:, : 2 * H], dn], dim=1)  # (N, 3H): r and z as in gh; n without r
-        return (dgi @ w_ih, _start_grad(h0, g_h0), dgi.t() @ x, dgh.t() @ h_prev, dgi.sum(0), dgh.sum(0), None)
+        g_x, g_w_ih, g_b_ih = _input_grads(x, idx, w_ih, dgi)
+        return (g_x, _start_grad(h0, g_h0), g_w_ih, dgh.t() @ h_prev, g_b_ih, dgh.sum(0), None, None)
 
 
 def applies(rnn: nn.Module) -> bool:
@@ -157,9 +178,10 @@ def applies(rnn: nn.Module) -> bool:
             and not rnn.bidirectional and getattr(rnn, "nonlinearity", "tanh") == "tanh" and not rnn.proj_size)
 
 
-def _packed(rnn: nn.RNN | nn.GRU, x: torch.Tensor, h0: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+def _packed(rnn: nn.RNN | nn.GRU, x: torch.Tensor, h0: torch.Tensor, sizes: Sequence[int],
+            idx: torch.Tensor | None = None) -> torch.Tensor:
     function = GRUFunction if isinstance(rnn, nn.GRU) else TanhRNNFunction
-    return function.apply(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, tuple(sizes))
+    return function.apply(x, h0, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0, tuple(sizes), idx)
 
 
 def written_out(rnn: nn.RNN | nn.GRU, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,7 +224,7 @@ class RecurrentLoss(ModelLoss):
         if not sizes:
             out, _ = written_out(m.rnn, m.embed(x), h0)  # (B, T, H)
             return lm_loss(m.head(out), y, m.config.loss)
-        out = _packed(m.rnn, m.embed(xp), h0[0], sizes)  # (N, H)
+        out = _packed(m.rnn, m.wte.weight, h0[0], sizes, idx=xp)  # (N, H); no dropout: the embedding is wte's rows
         return lm_loss(m.head(out), yp, m.config.loss)
 
 
