@@ -11,9 +11,9 @@ of "best in T seconds":
 2. the runs: each candidate for the number of steps that its step cost buys in the budget,
    `--steps round(T / step_s)`, at `--threads 1`, so the result of a run depends on its steps
    alone and not on the machine's load. The figure is the exact NLL of the best checkpoint (by
-   validation) over the whole val and test splits. An ensemble `2xNAME` trains two members of
-   NAME (seeds 1337 and 1338), each for the steps its one-thread cost buys, and is scored as the
-   average of the members' probabilities.
+   validation) over the whole val and test splits. An ensemble `KxNAME` trains K members of NAME
+   (seeds 1337, 1338, ...), each for the steps its share of the two cores buys, and is scored as
+   the average of the members' probabilities.
 
 The choice between candidates is made on val; test is reported beside it. The corpora are built
 from PyPI packages when the sweep runs (nothing is committed or downloaded): `names` is
@@ -59,8 +59,9 @@ CANDIDATES: dict[str, list[str]] = {
     "transformer": ["--model", "transformer"],
 }
 # a candidate name may end in "+dN": the same with --dropout 0.N (e.g. gru-m+d2: dropout 0.2), and
-# start with "2x": an ensemble of two members of it, trained side by side, one thread each
-ENSEMBLE_SEEDS = (1337, 1338)
+# start with "Kx": an ensemble of K members of it trained side by side on the two cores, seeds
+# SEED, SEED + 1, ... as `makemore train --members K` does
+SEED = 1337
 
 # Seconds per step on names.txt on the quiet 2-core machine (docs/budget.md gives the source of each):
 # "alone" at two threads with nothing else running, as `makemore train --time T` trains; "beside" at
@@ -105,12 +106,13 @@ def step_s(candidate: str, corpus: str = "names") -> float:
     """Seconds per step of the candidate (each member's, for an ensemble) on the corpus, quiet machine."""
     members, base, drop = parse(candidate)
     mode = "beside" if members > 1 else "alone"
+    share = max(1.0, members / 2)  # more members than cores take turns on them
     if mode not in STEP_S[base]:
         raise SystemExit(f"no step cost of {base} {mode} (STEP_S); measure it with --timing first")
     if corpus != "names" and base not in CORPUS_COST.get(corpus, {}):
         raise SystemExit(f"no step cost of {base} on {corpus} (CORPUS_COST); measure it with --timing first")
     factor = CORPUS_COST.get(corpus, {}).get(base, 1.0) * (DROPOUT_COST.get(base, 1.0) if drop else 1.0)
-    return STEP_S[base][mode] * factor
+    return STEP_S[base][mode] * factor * share
 
 
 def corpus_path(name: str) -> Path:
@@ -189,12 +191,13 @@ def run(corpus: str, candidate: str, steps: int, threads: int, runs: Path) -> di
         summary = train(corpus, member, steps, threads, runs / f"{corpus}-{member}-{steps}")
         m, best_step, extra = summary["metrics"], summary["best_step"], {}
     else:
-        dirs = [runs / f"{corpus}-{member}-{steps}-s{seed}" for seed in ENSEMBLE_SEEDS[:members]]
-        summaries = [train(corpus, member, steps, threads, d, seed) for d, seed in zip(dirs, ENSEMBLE_SEEDS)]
+        seeds = [SEED + k for k in range(members)]
+        dirs = [runs / f"{corpus}-{member}-{steps}-s{seed}" for seed in seeds]
+        summaries = [train(corpus, member, steps, threads, d, seed) for d, seed in zip(dirs, seeds)]
         m = ensemble_metrics(dirs)
         best_step = max(s["best_step"] for s in summaries)
         extra = {"members": [{"seed": seed, "best_step": s["best_step"], "val": s["metrics"]["val"]["nll"],
-                              "test": s["metrics"]["test"]["nll"]} for seed, s in zip(ENSEMBLE_SEEDS, summaries)]}
+                              "test": s["metrics"]["test"]["nll"]} for seed, s in zip(seeds, summaries)]}
     return {"corpus": corpus, "candidate": candidate, "steps": steps, "best_step": best_step,
             "train": m["train"]["nll"], "val": m["val"]["nll"], "test": m["test"]["nll"],
             "wall_s": time.perf_counter() - t0, **extra}
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", action="append", default=None, help="names, first, surnames, words (repeatable)")
     p.add_argument("--budget", type=float, action="append", default=None, help="seconds of a quiet 2-core CPU (repeatable)")
     p.add_argument("--candidates", default="gru-s,2xgru-s,mlp",
-                   help=f"comma-separated candidates: {', '.join(CANDIDATES)}; +dN: dropout 0.N; 2xNAME: an ensemble of two")
+                   help=f"comma-separated candidates: {', '.join(CANDIDATES)}; +dN: dropout 0.N; KxNAME: an ensemble of K (2x, 3x, ...)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", default="budget_sweep.jsonl", help="JSON lines, one per run (appended)")
     p.add_argument("--runs", default=None, help="keep the run directories here (a finished run there is reused)")
@@ -299,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = [c for c in a.candidates.split(",") if c]
     for c in candidates:
         if parse(c)[1] not in CANDIDATES:
-            raise SystemExit(f"unknown candidate {c!r}; choose from {', '.join(CANDIDATES)} (+dN for dropout 0.N, 2xNAME for an ensemble)")
+            raise SystemExit(f"unknown candidate {c!r}; choose from {', '.join(CANDIDATES)} (+dN for dropout 0.N, KxNAME for an ensemble of K)")
     if a.timing:
         timing(a.corpus or ["names"], candidates, a.threads, a.rounds, a.timing_steps, a.beside)
         return 0
