@@ -271,16 +271,18 @@ def table(results: Path) -> None:
     """The results file as a table per corpus and budget, the best by val in bold (train: on a fixed
     sample of 10,000 train items, all of them for smaller corpora)."""
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    keys = sorted({(r["corpus"], r["budget"]) for r in rows})
+    def group(r: dict[str, Any]) -> tuple[str, float, int]:  # a budget's runs, or the runs of one fixed step count
+        return r["corpus"], r["budget"] or 0.0, 0 if r["budget"] else r["steps"]
+
     print("| corpus | budget | candidate | steps | best step | train NLL | val NLL | test NLL |\n"
           "|---|---:|---|---:|---:|---:|---:|---:|")
-    for corpus, budget in keys:
-        group = sorted((r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)), key=lambda r: r["val"])
-        for i, r in enumerate(group):
+    for key in sorted({group(r) for r in rows}):
+        for i, r in enumerate(sorted((r for r in rows if group(r) == key), key=lambda r: r["val"])):
             mark = "**" if i == 0 else ""
             members = parse(r["candidate"])[0]
             steps = f"{members} x {r['steps']:,}" if members > 1 else f"{r['steps']:,}"
-            print(f"| {corpus} | {budget:g} s | {mark}{r['candidate']}{mark} | {steps} | {r['best_step']:,} | "
+            budget = f"{r['budget']:g} s" if r["budget"] else "fixed steps"
+            print(f"| {r['corpus']} | {budget} | {mark}{r['candidate']}{mark} | {steps} | {r['best_step']:,} | "
                   f"{r['train']:.4f} | {r['val']:.4f} | {r['test']:.4f} |")
 
 
@@ -290,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, action="append", default=None, help="seconds of a quiet 2-core CPU (repeatable)")
     p.add_argument("--candidates", default="gru-s,2xgru-s,mlp",
                    help=f"comma-separated candidates: {', '.join(CANDIDATES)}; +dN: dropout 0.N; KxNAME: an ensemble of K (2x, 3x, ...)")
+    p.add_argument("--steps", type=int, default=None, help="train every candidate (each member) this many steps instead of a budget's")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", default="budget_sweep.jsonl", help="JSON lines, one per run (appended)")
     p.add_argument("--runs", default=None, help="keep the run directories here (a finished run there is reused)")
@@ -316,12 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(a.runs) if a.runs else Path(tmp)
         for corpus in a.corpus or ["names"]:
-            for budget in a.budget or [120.0]:
+            for budget in [None] if a.steps else a.budget or [120.0]:
                 for c in candidates:
-                    steps = max(1, round(budget / step_s(c, corpus)))
+                    steps = a.steps or max(1, round(budget / step_s(c, corpus)))
                     r = {"budget": budget, **run(corpus, c, steps, a.threads, runs)}
                     append_result(a.results, r)
-                    print(f"{corpus:<9} {budget:>6g} s  {c:<14} {steps:>7,} steps  val {r['val']:.4f}  test {r['test']:.4f}  "
+                    print(f"{corpus:<9} {f'{budget:g} s' if budget else 'fixed':>7}  {c:<14} {steps:>7,} steps  val {r['val']:.4f}  test {r['test']:.4f}  "
                           f"({r['wall_s']:.0f} s wall)", flush=True)
     return 0
 
