@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -153,8 +154,6 @@ def train(corpus: str, candidate: str, steps: int, threads: int, out: Path, seed
         if seed is not None:
             cmd += ["--seed", str(seed)]
         if out.exists():  # an unfinished run: start again
-            import shutil
-
             shutil.rmtree(out)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
