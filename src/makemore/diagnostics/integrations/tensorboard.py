@@ -27,7 +27,7 @@ from .common import PREFIX, Update, Watch, finding_scalars, findings_text, requi
 require("torch.utils.tensorboard", "tensorboard", "makemore.diagnostics.integrations.tensorboard", package="tensorboard")
 from tensorboard.compat.proto.summary_pb2 import Summary  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-from torch.utils.tensorboard.summary import histogram_raw, scalar, text  # noqa: E402
+from torch.utils.tensorboard.summary import histogram_raw, text  # noqa: E402
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -78,7 +78,8 @@ class Events:
         self.by_step.setdefault(step, []).extend(summary.value)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        self.add(step, scalar(tag, value))
+        # the value add_scalar's summary holds (its simple_value of float(value)), without the numpy round trip
+        self.by_step.setdefault(step, []).append(Summary.Value(tag=tag, simple_value=float(value)))
 
     def send(self, writer: SummaryWriter) -> None:
         """Write the gathered steps in the order they were first added, then forget them."""
