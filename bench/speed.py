@@ -94,20 +94,26 @@ def model_options(text: str) -> dict[str, Any]:
     return out
 
 
-def measure(name: str, batch: int, mode: str, device: torch.device, dataset, steps: int, repeats: int,
-            warmup: int, dtype: str, sizes: str = "defaults", options: str = "", fast_paths: bool = True) -> dict[str, float | str]:
-    """Median steps/s of one (model, batch size, mode), with warm-up time and peak memory."""
+def build_trainer(name: str, batch: int, mode: str, device: torch.device, dataset, dtype: str = "float32",
+                  sizes: str = "defaults", options: str = "", fast_paths: bool = True) -> Trainer:
+    """The Trainer whose `step` is measured: model `name` seeded with 0, a constant learning rate."""
     compile_, graph = MODES[mode]
     torch.manual_seed(0)
     cfg = model_config(name, vocab_size=dataset.vocab.size, block_size=dataset.block_size,
                        **(sizes_for(name, sizes, dataset.block_size) | model_options(options)))
     model = create_model(cfg).to(device)
     tcfg = TrainConfig(steps=10**9, batch_size=batch, schedule="constant", device=device.type)
+    speed = SpeedOptions(compile=compile_, cuda_graph=graph, dtype=dtype, fast_paths=fast_paths)
+    return Trainer(model, dataset, tcfg, device, speed=speed, stream=sys.stderr)
+
+
+def measure(name: str, batch: int, mode: str, device: torch.device, dataset, steps: int, repeats: int,
+            warmup: int, dtype: str, sizes: str = "defaults", options: str = "", fast_paths: bool = True) -> dict[str, float | str]:
+    """Median steps/s of one (model, batch size, mode), with warm-up time and peak memory."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    speed = SpeedOptions(compile=compile_, cuda_graph=graph, dtype=dtype, fast_paths=fast_paths)
-    trainer = Trainer(model, dataset, tcfg, device, speed=speed, stream=sys.stderr)
+    trainer = build_trainer(name, batch, mode, device, dataset, dtype, sizes, options, fast_paths)
     if trainer.optimizer is None:
         return {"model": name, "batch": batch, "mode": mode, "error": "no gradient training"}
     step = trainer.step

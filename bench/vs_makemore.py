@@ -19,6 +19,10 @@ reported, with the median over the rounds. All three run with --threads PyTorch 
 characters and its end token; no padding): steps/s x 32 x the mean item length + 1.
 
     python bench/vs_makemore.py --makemore ~/makemore/makemore.py --rounds 3
+
+`--ops` counts instead of timing: the ATen operators one training step dispatches (forward,
+backward, clipping and update), pre-staged makemore's and ours. Where both are a few dozen
+operators on tiny tensors, each operator's fixed cost is the step.
 """
 
 from __future__ import annotations
@@ -34,13 +38,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import NAMES, machine, measure_fresh  # noqa: E402
+from speed import NAMES, build_trainer, machine, measure_fresh  # noqa: E402
+
+from makemore.config import DataConfig  # noqa: E402
+from makemore.data import load_dataset  # noqa: E402
 
 STEP_TIME = re.compile(r"^step (\d+) \| loss \S+ \| step time ([\d.]+)ms", re.M)
 BATCH = 32
@@ -70,21 +80,21 @@ def prestaged_rate(script: str, data: str, model: str, steps: int, threads: int)
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def _prestaged_main(spec: str) -> int:
-    s = json.loads(spec)
-    torch.set_num_threads(s["threads"])
-    loader = importlib.util.spec_from_file_location("karpathy_makemore", s["script"])
+def prestaged_step(script: str, data: str, model_name: str) -> Callable[[], torch.Tensor]:
+    """One training step of makemore's model, data and AdamW settings on batches gathered from the
+    training split stacked into tensors once."""
+    loader = importlib.util.spec_from_file_location("karpathy_makemore", script)
     assert loader is not None and loader.loader is not None
     mm = importlib.util.module_from_spec(loader)
     with redirect_stdout(io.StringIO()):  # its prints: dataset and parameter counts
         loader.loader.exec_module(mm)
         torch.manual_seed(3407)
-        train, _ = mm.create_datasets(s["data"])
+        train, _ = mm.create_datasets(data)
         config = mm.ModelConfig(vocab_size=train.get_vocab_size(), block_size=train.get_output_length(),
                                 n_layer=4, n_head=4, n_embd=64, n_embd2=64)
         build = {"transformer": mm.Transformer, "bigram": mm.Bigram, "mlp": mm.MLP, "bow": mm.BoW,
                  "rnn": lambda c: mm.RNN(c, cell_type="rnn"), "gru": lambda c: mm.RNN(c, cell_type="gru")}
-        model = build[s["model"]](config)
+        model = build[model_name](config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01, betas=(0.9, 0.99), eps=1e-8)
     pairs = [train[i] for i in range(len(train))]
     xs, ys = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])  # (N, T) each, staged once
@@ -97,6 +107,13 @@ def _prestaged_main(spec: str) -> int:
         optimizer.step()
         return loss
 
+    return step
+
+
+def _prestaged_main(spec: str) -> int:
+    s = json.loads(spec)
+    torch.set_num_threads(s["threads"])
+    step = prestaged_step(s["script"], s["data"], s["model"])
     for _ in range(10):
         step()
     rates = []
@@ -107,6 +124,39 @@ def _prestaged_main(spec: str) -> int:
         rates.append(s["steps"] / (time.perf_counter() - t))
     print(statistics.median(rates))
     return 0
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the ATen operators dispatched while it is active (forward, backward and update)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_step(step: Callable[[], Any], steps: int = 10) -> float:
+    """The mean number of ATen operators one call of `step` dispatches, after five warm-up calls."""
+    for _ in range(5):
+        step()
+    with _OpCounter() as counter:
+        for _ in range(steps):
+            step()
+    return counter.count / steps
+
+
+def op_counts(script: str, data: str, models: list[str], threads: int) -> None:
+    """Prints the ATen operators per training step of pre-staged makemore and of ours."""
+    torch.set_num_threads(threads)
+    dataset = load_dataset(DataConfig(input=data))
+    print(f"{'model':<12} {'makemore pre-staged':>20} {'ours':>6}   ATen operators per training step")
+    for name in models:
+        trainer = build_trainer(name, BATCH, "eager", torch.device("cpu"), dataset, sizes="makemore")
+        theirs, ours = ops_per_step(prestaged_step(script, data, name)), ops_per_step(trainer.step)
+        print(f"{name:<12} {theirs:>20.0f} {ours:>6.0f}", flush=True)
 
 
 def ours_rate(model: str, data: str, steps: int, threads: int) -> float:
@@ -124,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--makemore-steps", type=int, default=350, help="steps of each as-shipped makemore run")
     p.add_argument("--steps", type=int, default=150, help="timed steps per run, pre-staged makemore and ours (3 runs, median)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads of all three (on a busy machine 1 is fairer)")
+    p.add_argument("--ops", action="store_true", help="count the ATen operators of one training step of pre-staged "
+                   "makemore and of ours instead of timing (what bounds the ratio of the smallest models)")
     p.add_argument("--_prestaged", default=None, help=argparse.SUPPRESS)  # one measurement, in a child process
     a = p.parse_args(argv)
     if a._prestaged:
@@ -135,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(a.data).is_file():
         print(f"error: {a.data} does not exist; pass --data names.txt", file=sys.stderr)
         return 2
+    if a.ops:
+        op_counts(a.makemore, a.data, a.models.split(","), a.threads)
+        return 0
     words = [w.strip() for w in Path(a.data).read_text(encoding="utf-8").splitlines() if w.strip()]
     chars_per_batch = BATCH * statistics.fmean(len(w) + 1 for w in words)  # real characters: the item and its end
     models = a.models.split(",")
