@@ -3,7 +3,8 @@
 Run on a quiet machine (nothing else running): these are wall-clock budgets.
 
 - `auto`: `makemore train CORPUS --time T --samples 0` with every other option at its default
-  (the thread count included); the exact test NLL of its best checkpoint, from summary.json.
+  (the thread count included); the exact test NLL of its best checkpoint, from summary.json (an
+  ensemble's: the steps are its members' together, each member's figures printed below it).
 - `makemore`: Karpathy's makemore.py as shipped, with its defaults (a 4-layer transformer, batch
   32, AdamW lr 5e-4, weight decay 0.01, no schedule), stopped T seconds after its first step;
   its input is our train and val items (it holds out 1,000 of them itself to choose its
@@ -52,6 +53,7 @@ def auto_run(corpus: str, seconds: float, keep: str | None, candidate: str | Non
     return {"who": candidate or "auto", "corpus": corpus, "seconds": seconds, "test": summary["metrics"]["test"]["nll"],
             "val": summary["metrics"]["val"]["nll"], "steps": summary["steps"], "train_s": summary["train_seconds"],
             "wall_s": time.perf_counter() - t0, "choice": config["auto"]["reason"] if "auto" in config else "",
+            "members": summary.get("members", []),  # an ensemble's members: steps and exact val / test each
             "command": " ".join(["makemore train", str(corpus_path(corpus)), *extra, "--time", f"{seconds:g}"])}
 
 
@@ -155,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         append_result(a.results, r)
         print(f"{r['who']:<9} {r['corpus']:<9} {seconds:>6g} s  test {r['test']:.4f}  {r['steps']:>7,} steps  "
               f"({r['wall_s']:.0f} s wall)  {r.get('choice', '')}", flush=True)
+        for k, m in enumerate(r.get("members", [])):
+            print(f"    member {k}: {m['steps']:,} steps, val {m['val']:.4f}, test {m['test']:.4f}", flush=True)
     return 0
 
 

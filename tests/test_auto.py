@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from makemore.auto import RULE, SMALL_CORPUS_DROPOUT, SMALL_CORPUS_ITEMS, choose, count_items
+from makemore.auto import RULE, SMALL_CORPUS_DROPOUT, SMALL_CORPUS_ITEMS, choose, count_items, usable_cores
 from makemore.cli import main
 from makemore.models import create_model, model_config
 from makemore.models.common import ModelLoss
@@ -21,35 +21,64 @@ BIG = 10 * SMALL_CORPUS_ITEMS
 
 def test_the_rule_is_ordered_and_ends_with_every_budget() -> None:
     assert [r.up_to_s for r in RULE] == sorted(r.up_to_s for r in RULE) and RULE[-1].up_to_s == math.inf
+    assert RULE[-1].min_cores == 1  # every machine has a row for every budget
+    assert _rows_for(1) != _rows_for(2)  # and the cores change the choice
 
 
-@pytest.mark.parametrize("row", range(len(RULE)))
-def test_a_time_budget_picks_its_row(row: int) -> None:
-    lower = RULE[row - 1].up_to_s if row else 0.0
-    upper = RULE[row].up_to_s
-    for seconds in (lower + 1, upper if upper < math.inf else lower + 3600):
-        choice = choose(seconds, None, BIG)
-        assert choice.options == RULE[row].options and choice.budget_s == seconds
-        assert f"{seconds:g} s" in choice.reason and RULE[row].why in choice.reason
+def _rows_for(cores: int) -> list[int]:
+    """The rows a machine with `cores` can reach, in order (a row behind one with the same budgets is not)."""
+    rows: list[int] = []
+    for i, r in enumerate(RULE):
+        if cores >= r.min_cores and (not rows or r.up_to_s > RULE[rows[-1]].up_to_s):
+            rows.append(i)
+    return rows
 
 
-@pytest.mark.parametrize("row", range(len(RULE)))
-def test_a_step_budget_is_converted_with_the_rows_step_cost(row: int) -> None:
-    # the first row whose own time for the steps is within its budget: just past the previous row's
-    steps = math.floor(RULE[row - 1].up_to_s / RULE[row - 1].step_s) + 1 if row else 10
-    choice = choose(None, steps, BIG)
-    assert choice.options == {**RULE[row].options, "warmup": min(RULE[row].options["warmup"], steps // 10)}
-    assert choice.budget_s == pytest.approx(steps * RULE[row].step_s)
-    assert f"{steps} steps" in choice.reason
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_a_time_budget_picks_its_row(cores: int) -> None:
+    rows = _rows_for(cores)
+    for i, row in enumerate(rows):
+        lower = RULE[rows[i - 1]].up_to_s if i else 0.0
+        upper = RULE[row].up_to_s
+        for seconds in (lower + 1, upper if upper < math.inf else lower + 3600):
+            choice = choose(seconds, None, BIG, cores)
+            assert choice.options == RULE[row].options and choice.budget_s == seconds
+            assert f"{seconds:g} s" in choice.reason and RULE[row].why in choice.reason
 
 
-def test_a_small_corpus_gets_dropout_and_a_big_one_none() -> None:
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_step_budget_is_converted_with_the_rows_step_cost(cores: int) -> None:
+    rows = _rows_for(cores)
+    for i, row in enumerate(rows):
+        # the first row whose own time for the steps is within its budget: just past the previous row's
+        prev = RULE[rows[i - 1]] if i else None
+        steps = math.floor(prev.up_to_s / prev.step_s) + 1 if prev else 10
+        choice = choose(None, steps, BIG, cores)
+        assert choice.options == {**RULE[row].options, "warmup": min(RULE[row].options["warmup"], steps // 10)}
+        assert choice.budget_s == pytest.approx(steps * RULE[row].step_s)
+        assert f"{steps} steps" in choice.reason
+
+
+def test_an_ensemble_only_where_there_is_a_core_for_each_member() -> None:
+    """The machine's cores enter the rule: over 200 s, two cores train an ensemble of two, one core one model."""
+    for seconds in (60, 200):
+        assert "members" not in choose(seconds, None, BIG, 2).options
+    one, two = choose(300, None, BIG, 1), choose(300, None, BIG, 2)
+    assert "members" not in one.options and "ensemble" not in one.reason
+    assert two.options["members"] == 2 and "an ensemble of 2" in two.reason and "2 cores" in two.reason
+    assert {k: v for k, v in two.options.items() if k != "members"} == one.options  # the same model, twice
+    for row in RULE:
+        assert row.options.get("members", 1) <= row.min_cores
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_a_small_corpus_gets_dropout_and_a_big_one_none(cores: int) -> None:
     for seconds in (60, 600):  # each row
-        small = choose(seconds, None, SMALL_CORPUS_ITEMS - 1)
+        small = choose(seconds, None, SMALL_CORPUS_ITEMS - 1, cores)
         assert small.options["dropout"] == SMALL_CORPUS_DROPOUT and "small corpus" in small.reason
-        row = next(r for r in RULE if seconds <= r.up_to_s)
-        assert choose(seconds, None, SMALL_CORPUS_ITEMS).options.get("dropout") == row.options.get("dropout")
-        assert choose(seconds, None, None).options.get("dropout") == row.options.get("dropout")  # unreadable input
+        row = next(r for r in RULE if seconds <= r.up_to_s and cores >= r.min_cores)
+        assert choose(seconds, None, SMALL_CORPUS_ITEMS, cores).options.get("dropout") == row.options.get("dropout")
+        assert choose(seconds, None, None, cores).options.get("dropout") == row.options.get("dropout")  # unreadable input
 
 
 def test_count_items_counts_non_blank_lines(tmp_path) -> None:
@@ -61,7 +90,7 @@ def test_count_items_counts_non_blank_lines(tmp_path) -> None:
 
 def test_auto_is_the_default_and_the_options_given_win(tiny_file) -> None:
     cfg = run_config(input=str(tiny_file), time=200.0)
-    row = next(r for r in RULE if 200 <= r.up_to_s)
+    row = next(r for r in RULE if 200 <= r.up_to_s and usable_cores() >= r.min_cores)
     assert cfg.auto is not None and cfg.model.name == row.options["model"]
     assert cfg.model.n_hidden == row.options["n_hidden"] and cfg.train.lr == row.options["lr"]
     assert cfg.train.steps is None and cfg.train.time == 200.0  # --time alone: the run ends on time

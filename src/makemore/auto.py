@@ -1,14 +1,16 @@
 """`--model auto`: the family, size and training settings for a budget of CPU time.
 
-The rule is a small table fitted to the measurements of `bench/budget_sweep.py` (its table and
-commands are in docs/budget.md): the budget in seconds picks a row, and a small corpus adds
-dropout. A budget given in steps (`--steps` without `--time`) is turned into seconds with the
-measured cost of a step of the chosen row on a 2-core CPU.
+The rule is a small table fitted to the measurements of `bench/budget_sweep.py` and the timed
+runs of `bench/budget_verify.py` (their tables and commands are in docs/budget.md): the budget in
+seconds and the machine's CPU cores pick a row, and a small corpus adds dropout. A budget given
+in steps (`--steps` without `--time`) is turned into seconds with the measured cost of a step of
+the chosen row on a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,21 +21,26 @@ class Row:
     """One row of the rule: the configuration trained for budgets up to `up_to_s` seconds."""
 
     up_to_s: float               # the largest budget, in seconds, this row is chosen for
-    step_s: float                # seconds per step on a quiet 2-core CPU, two threads (bench/budget_sweep.py --timing)
+    step_s: float                # seconds per step on a quiet 2-core CPU, all its cores busy (bench/budget_sweep.py --timing)
     options: dict[str, Any]      # model and training options (as on the command line, with underscores)
-    why: str                     # what the sweep showed, in a few words
+    why: str                     # what the measurements showed, in a few words
+    min_cores: int = 1           # the CPU cores the row needs (an ensemble trains one member per core)
 
 
 # The winners by budget (docs/budget.md): the small one-layer GRU beat the MLP in every sweep group
 # on every corpus, and overfits names.txt as the budget grows; at 300 s a GRU twice as wide with
-# dropout beat it. The switch between the two rows lies between the budgets measured.
+# dropout beat it. A GRU keeps only about one core busy, so on a machine with two cores or more two
+# of them, trained side by side with different seeds and averaged (an ensemble), use the time of
+# both. The switch between rows lies between the budgets measured.
+_GRU_M = {"model": "gru", "n_embd": 64, "n_hidden": 256, "batch_size": 64, "lr": 1e-2, "weight_decay": 0.1,
+          "warmup": 100, "dropout": 0.2}
 RULE: list[Row] = [
     Row(200, 0.00221, {"model": "gru", "n_embd": 64, "n_hidden": 128, "batch_size": 32, "lr": 1e-2,
                        "weight_decay": 0.1, "warmup": 100},
         "the small GRU learned the most per second of CPU up to 120 s"),
-    Row(math.inf, 0.0159, {"model": "gru", "n_embd": 64, "n_hidden": 256, "batch_size": 64, "lr": 1e-2,
-                           "weight_decay": 0.1, "warmup": 100, "dropout": 0.2},
-        "at 300 s a wider GRU with dropout overfits less than the small one"),
+    Row(math.inf, 0.0162, {**_GRU_M, "members": 2},
+        "at 300 s two wider GRUs with dropout, one per core, averaged, beat one GRU on both cores", min_cores=2),
+    Row(math.inf, 0.0159, _GRU_M, "at 300 s a wider GRU with dropout overfits less than the small one"),
 ]
 # Items in the training file below which the rule adds dropout: a small corpus is learned by heart
 # long before the budget ends (in the sweep dropout helped on the built-in first names and hurt on
@@ -71,15 +78,24 @@ def count_items(path: str | None) -> int | None:
         return None
 
 
-def choose(time_s: float | None, steps: int | None, items: int | None) -> Choice:
-    """The rule: the row for the budget (`time_s`, else `steps` converted with each row's step cost),
-    plus dropout for a corpus of fewer than `SMALL_CORPUS_ITEMS` items."""
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on this platform
+        return os.cpu_count() or 1
+
+
+def choose(time_s: float | None, steps: int | None, items: int | None, cores: int = 1) -> Choice:
+    """The rule: the first row for the budget (`time_s`, else `steps` converted with each row's step
+    cost) whose cores the machine has, plus dropout for a corpus of fewer than `SMALL_CORPUS_ITEMS` items."""
+    rows = [r for r in RULE if cores >= r.min_cores]
     if time_s is not None:
-        row = next(r for r in RULE if time_s <= r.up_to_s)
+        row = next(r for r in rows if time_s <= r.up_to_s)
         budget, given = time_s, f"{time_s:g} s"
     else:
         steps = steps or 0
-        row = next(r for r in RULE if steps * r.step_s <= r.up_to_s)
+        row = next(r for r in rows if steps * r.step_s <= r.up_to_s)
         budget, given = steps * row.step_s, f"{steps} steps (about {steps * row.step_s:.0f} s of a 2-core CPU)"
     options = dict(row.options)
     if steps is not None and time_s is None:
@@ -89,10 +105,12 @@ def choose(time_s: float | None, steps: int | None, items: int | None) -> Choice
         options.update(n_layer=1, dropout=SMALL_CORPUS_DROPOUT)
         why += f"; {items:,} items is a small corpus: dropout {SMALL_CORPUS_DROPOUT}"
     sizes = f"{options['model']} {options['n_embd']}x{options['n_hidden']}"
+    if options.get("members", 1) > 1:
+        sizes = f"an ensemble of {options['members']} {sizes} (seeds apart, one process per core; {cores} cores)"
     extras = "".join(f", {k.replace('_', ' ')} {v:g}" for k, v in options.items() if k == "dropout")
     reason = (f"auto: {sizes}, batch {options['batch_size']}, lr {options['lr']:g}, weight decay "
               f"{options['weight_decay']:g}, cosine with {options['warmup']} warm-up steps{extras} for {given}: {why}")
     return Choice(options, reason, budget, items)
 
 
-__all__ = ["RULE", "Row", "Choice", "choose", "count_items", "SMALL_CORPUS_ITEMS", "SMALL_CORPUS_DROPOUT"]
+__all__ = ["RULE", "Row", "Choice", "choose", "count_items", "usable_cores", "SMALL_CORPUS_ITEMS", "SMALL_CORPUS_DROPOUT"]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .auto import Choice, choose, count_items
+from .auto import Choice, choose, count_items, usable_cores
 from .config import PRESETS, DataConfig, ModelConfig, TrainConfig
 from .errors import MakemoreError
 from .models import get_spec, model_config
@@ -82,7 +82,7 @@ def run_config(model: str | None = None, preset: str | None = None, base: Mappin
     auto = None
     if name == AUTO:
         steps = given.get("steps", None if "time" in given else (base or {}).get("steps", TrainConfig.steps))
-        auto = choose(given.get("time"), steps, count_items(given.get("input")))
+        auto = choose(given.get("time"), steps, count_items(given.get("input")), usable_cores())
         chosen = dict(auto.options)  # like a preset: under the options given
         name = chosen.pop("model")
     spec = get_spec(name)
