@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from makemore.auto import RULE, SMALL_CORPUS_DROPOUT, SMALL_CORPUS_ITEMS, choose, count_items, usable_cores
+from makemore.auto import RULE, SMALL_CORPUS_DROPOUT, SMALL_CORPUS_ITEMS, choose, count_items, rows_for, usable_cores
 from makemore.cli import main
 from makemore.models import create_model, model_config
 from makemore.models.common import ModelLoss
@@ -22,16 +22,17 @@ BIG = 10 * SMALL_CORPUS_ITEMS
 def test_the_rule_is_ordered_and_ends_with_every_budget() -> None:
     assert [r.up_to_s for r in RULE] == sorted(r.up_to_s for r in RULE) and RULE[-1].up_to_s == math.inf
     assert RULE[-1].min_cores == 1  # every machine has a row for every budget
-    assert _rows_for(1) != _rows_for(2)  # and the cores change the choice
 
 
 def _rows_for(cores: int) -> list[int]:
-    """The rows a machine with `cores` can reach, in order (a row behind one with the same budgets is not)."""
-    rows: list[int] = []
-    for i, r in enumerate(RULE):
-        if cores >= r.min_cores and (not rows or r.up_to_s > RULE[rows[-1]].up_to_s):
-            rows.append(i)
-    return rows
+    return [RULE.index(r) for r in rows_for(cores)]
+
+
+def test_one_core_trains_one_model_and_two_cores_an_ensemble_for_every_budget() -> None:
+    assert all(RULE[i].options.get("members", 1) == 1 for i in _rows_for(1))
+    for cores in (2, 16):
+        assert all(RULE[i].options.get("members", 1) > 1 for i in _rows_for(cores))
+        assert [RULE[i].up_to_s for i in _rows_for(cores)] == [RULE[i].up_to_s for i in _rows_for(1)]
 
 
 @pytest.mark.parametrize("cores", [1, 2, 16])
@@ -59,16 +60,17 @@ def test_a_step_budget_is_converted_with_the_rows_step_cost(cores: int) -> None:
         assert f"{steps} steps" in choice.reason
 
 
-def test_an_ensemble_only_where_there_is_a_core_for_each_member() -> None:
-    """The machine's cores enter the rule: over 200 s, two cores train an ensemble of two, one core one model."""
-    for seconds in (60, 200):
-        assert "members" not in choose(seconds, None, BIG, 2).options
-    one, two = choose(300, None, BIG, 1), choose(300, None, BIG, 2)
+@pytest.mark.parametrize("seconds", [60, 300])
+def test_an_ensemble_only_on_a_machine_with_several_cores(seconds: float) -> None:
+    """The machine's cores enter the rule: with two or more, an ensemble of the model one core trains."""
+    one, two = choose(seconds, None, BIG, 1), choose(seconds, None, BIG, 2)
     assert "members" not in one.options and "ensemble" not in one.reason
-    assert two.options["members"] == 2 and "an ensemble of 2" in two.reason and "2 cores" in two.reason
-    assert {k: v for k, v in two.options.items() if k != "members"} == one.options  # the same model, twice
+    k = two.options["members"]
+    assert k > 1 and f"an ensemble of {k}" in two.reason and "2 cores" in two.reason
+    sizes = ("model", "n_embd", "n_hidden", "batch_size")
+    assert [two.options[key] for key in sizes] == [one.options[key] for key in sizes]  # the same model, K times
     for row in RULE:
-        assert row.options.get("members", 1) <= row.min_cores
+        assert row.options.get("members", 1) == 1 or row.min_cores >= 2
 
 
 @pytest.mark.parametrize("cores", [1, 2])
@@ -129,3 +131,13 @@ def test_recurrent_dropout_is_the_same_through_the_written_out_recurrence(name: 
         assert torch.allclose(g, h, rtol=1e-9, atol=1e-12)
     model.eval()  # no dropout at evaluation: the same logits twice
     assert torch.equal(model(x)[0], model(x)[0])
+
+
+def test_auto_trains_one_model_where_an_ensemble_cannot_go(tiny_file, tmp_path) -> None:
+    """With an option an ensemble does not combine with, auto chooses as on one core, whatever the machine."""
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_file), "--steps", "3", "--stop-at-val-loss", "0.5", "--samples", "0", "--threads", "1",
+                 "--out", str(out)]) == 0
+    recorded = json.loads((out / "config.json").read_text())
+    assert "members" not in recorded["auto"]["options"] and not (out / "members").exists()
+    assert recorded["auto"]["options"] == choose(None, 3, 10, cores=1).options

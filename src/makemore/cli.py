@@ -34,6 +34,7 @@ from .diagnostics.plots import require_matplotlib  # matplotlib itself is import
 from .diagnostics.records import Records
 from .diagnostics.report import exit_code, format_findings, write_report
 from .doctor import RECORDS_FILE, REPORT_FILE, MonitorCallback, doctor_run, is_makemore_run, with_flags
+from .dist import env_world_size
 from .errors import MakemoreError
 from .machine import fit_threads
 from .manual import format_gradcheck, gradcheck
@@ -233,15 +234,16 @@ def given_options(a: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(a).items() if k in _CONFIG_OPTIONS or (k == "threads" and v is not None)}
 
 
-def run_config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = None) -> RunConfig:
+def run_config_from_args(a: argparse.Namespace, base: dict[str, Any] | None = None, cores: int | None = None) -> RunConfig:
     """The run the command line describes: defaults, `base`, the family's, the preset's, then the options.
 
-    `base` may name the command's own default model (the doctor's)."""
+    `base` may name the command's own default model (the doctor's); `cores`: what `--model auto`
+    may use (1: no ensemble)."""
     given = given_options(a)
     base = dict(base or {})
     model = given.pop("model", None) or (None if getattr(a, "preset", None) else base.pop("model", None))
     base.pop("model", None)
-    return run_config(model, getattr(a, "preset", None), base, **given)
+    return run_config(model, getattr(a, "preset", None), base, cores=cores, **given)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +342,10 @@ def _resume_config(a: argparse.Namespace) -> RunConfig:
 def cmd_train(a: argparse.Namespace) -> int:
     if a.resume and not a.out:
         raise MakemoreError("--resume needs --out RUN_DIR, the run to continue")
-    cfg = _resume_config(a) if a.resume else run_config_from_args(a)
+    # what an ensemble does not combine with (makemore.run.train_members): auto then trains one model
+    one_model = (a.monitor or a.monitor_every is not None or a.tensorboard or a.stop_at_val_loss is not None
+                 or env_world_size() > 1)
+    cfg = _resume_config(a) if a.resume else run_config_from_args(a, cores=1 if one_model else None)
     out = a.out or f"runs/{cfg.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     extra: tuple[object, ...] = ()
     monitor = None
@@ -503,7 +508,7 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     """Train briefly with the monitor on; exit 1 when a finding is an error, else 0."""
     _require_matplotlib("the doctor")
     report = report_path(a.report, Path("doctor-report.html"), a.overwrite)
-    cfg = run_config_from_args(a, base=DOCTOR_BASE)
+    cfg = run_config_from_args(a, base=DOCTOR_BASE, cores=1)  # the doctor watches one model
     _threads(cfg.threads)
     result = doctor_run(cfg.data, cfg.model, cfg.train, every=a.every, window=a.window, stream=sys.stderr)
     result.records.meta["command"] = a.command_line

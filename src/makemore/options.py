@@ -63,12 +63,12 @@ def _pick(options: Mapping[str, Any], table: Mapping[str, str]) -> dict[str, Any
 
 
 def run_config(model: str | None = None, preset: str | None = None, base: Mapping[str, Any] | None = None,
-               **options: Any) -> RunConfig:
+               cores: int | None = None, **options: Any) -> RunConfig:
     """The configs of a run from its options (option names as on the command line, with underscores).
 
     `model`: the family (default: the preset's, else `auto`, which chooses the family and its
-    settings for the budget, see `makemore.auto`). Options set to None are not given. An option
-    the family does not use is a `MakemoreError` naming both.
+    settings for the budget and the `cores` it may use, default this machine's; see `makemore.auto`).
+    Options set to None are not given. An option the family does not use is a `MakemoreError` naming both.
     """
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(DATA_OPTIONS) - set(MODEL_OPTIONS) - set(TRAIN_OPTIONS) - RUN_OPTIONS)
@@ -82,7 +82,7 @@ def run_config(model: str | None = None, preset: str | None = None, base: Mappin
     auto = None
     if name == AUTO:
         steps = given.get("steps", None if "time" in given else (base or {}).get("steps", TrainConfig.steps))
-        auto = choose(given.get("time"), steps, count_items(given.get("input")), usable_cores())
+        auto = choose(given.get("time"), steps, count_items(given.get("input")), cores or usable_cores())
         chosen = dict(auto.options)  # like a preset: under the options given
         name = chosen.pop("model")
     spec = get_spec(name)
