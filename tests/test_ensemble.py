@@ -116,3 +116,10 @@ def test_a_signal_stops_every_member_and_resume_finishes_the_ensemble(names_file
     assert main(["eval", str(out), "--json", "--device", "cpu"]) == 0
     assert abs(json.loads(capsys.readouterr().out)["test"]["nll"] - nll) < 1e-5
     assert main(["sample", str(out), "-n", "4", "--device", "cpu"]) == 0
+
+
+def test_the_doctor_refuses_an_ensemble_in_one_sentence(names_file: Path, tmp_path: Path, capsys) -> None:
+    report = tmp_path / "report.html"
+    assert main(["doctor", str(names_file), "--members", "2", "--steps", "5", "--report", str(report)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the doctor watches one model" in err[0] and not report.exists()

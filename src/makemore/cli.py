@@ -509,6 +509,8 @@ def cmd_doctor(a: argparse.Namespace) -> int:
     _require_matplotlib("the doctor")
     report = report_path(a.report, Path("doctor-report.html"), a.overwrite)
     cfg = run_config_from_args(a, base=DOCTOR_BASE, cores=1)  # the doctor watches one model
+    if cfg.train.members > 1:
+        raise MakemoreError("the doctor watches one model; --members trains an ensemble (makemore train --members K)")
     _threads(cfg.threads)
     result = doctor_run(cfg.data, cfg.model, cfg.train, every=a.every, window=a.window, stream=sys.stderr)
     result.records.meta["command"] = a.command_line
