@@ -98,6 +98,10 @@ def test_auto_is_the_default_and_the_options_given_win(tiny_file) -> None:
     assert cfg.train.steps is None and cfg.train.time == 200.0  # --time alone: the run ends on time
     given = run_config("auto", input=str(tiny_file), time=200.0, lr=1e-3, n_hidden=32)
     assert (given.train.lr, given.model.n_hidden) == (1e-3, 32)
+    assert given.auto is not None and given.auto.reason.endswith("(your options win: --n-hidden 32, --lr 0.001)")
+    assert "your options win" not in cfg.auto.reason  # nothing given that auto sets
+    same = run_config("auto", input=str(tiny_file), time=200.0, lr=row.options["lr"])
+    assert same.auto is not None and "your options win" not in same.auto.reason  # given, but equal to the choice
     assert run_config("gru", input=str(tiny_file)).auto is None
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .auto import Choice, choose, count_items, usable_cores
@@ -84,6 +84,11 @@ def run_config(model: str | None = None, preset: str | None = None, base: Mappin
         steps = given.get("steps", None if "time" in given else (base or {}).get("steps", TrainConfig.steps))
         auto = choose(given.get("time"), steps, count_items(given.get("input")), cores or usable_cores())
         chosen = dict(auto.options)  # like a preset: under the options given
+        won = {k: given[k] for k in chosen if k in given and given[k] != chosen[k]}
+        if won:  # the printed and recorded choice says which of its options were not used
+            shown = ", ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                              for k, v in won.items())
+            auto = replace(auto, reason=f"{auto.reason} (your options win: {shown})")
         name = chosen.pop("model")
     spec = get_spec(name)
 
