@@ -28,6 +28,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from .records import ModuleInfo, Records, StepRecord
 
 SEVERITIES = ("info", "warning", "error")
@@ -175,10 +177,15 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else math.nan
 
 
+def _finite(xs: list[float]) -> list[float]:
+    """The finite values of xs: xs itself when its sum is finite (no NaN or Inf in it)."""
+    return xs if math.isfinite(sum(xs)) else [x for x in xs if math.isfinite(x)]
+
+
 def _loss_gain(losses: list[float]) -> float:
     """How much lower the loss is at the end than at the start, as a fraction of the start: moving
     averages over 5% of the run (at least 5 steps); 0 for a loss that is not finite or positive."""
-    finite = [x for x in losses if math.isfinite(x)]
+    finite = _finite(losses)
     if not finite:
         return 0.0
     w = min(len(finite), max(5, len(finite) // 20))
@@ -187,14 +194,10 @@ def _loss_gain(losses: list[float]) -> float:
 
 
 def moving_average(losses: list[float], w: int) -> list[float]:
-    """Moving average over w steps (trailing), for finite losses."""
-    out, acc = [], 0.0
-    for i, x in enumerate(losses):
-        acc += x
-        if i >= w:
-            acc -= losses[i - w]
-        out.append(acc / min(i + 1, w))
-    return out
+    """Moving average over w steps (trailing; the first w - 1 over the steps so far), for finite losses."""
+    total = np.cumsum(np.asarray(losses, dtype=np.float64))
+    sums = np.concatenate([total[:w], total[w:] - total[:-w]])
+    return (sums / np.minimum(np.arange(1, len(total) + 1), w)).tolist()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,7 +604,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     L = r.losses
     if not L:
         return []
-    bad = next((i for i, x in enumerate(L) if not math.isfinite(x)), None)
+    bad = None if math.isfinite(sum(L)) else next((i for i, x in enumerate(L) if not math.isfinite(x)), None)
     if bad is not None:
         return [Finding(
             "loss.diverging", "error", "loss",
@@ -713,7 +716,7 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
     # a loss that never came down to twice ln(classes) has not recovered from its initialization
     # (judged on the finite losses, on moving averages over 5% of them, or over all of them when
     # fewer than 5 are finite)
-    L = [x for x in records.losses if math.isfinite(x)]
+    L = _finite(records.losses)
     w = min(len(L), max(5, len(L) // 20))
     never_recovered = (bool(records.n_classes) and w > 0
                        and min(moving_average(L, w)[w - 1 :]) > 2 * math.log(records.n_classes))  # type: ignore[arg-type]

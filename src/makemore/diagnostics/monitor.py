@@ -27,11 +27,12 @@ What it measures on a recording step (the quantities of Karpathy's makemore part
       skipped the step (GradScaler on Inf/NaN gradients);
     * forward pre-hooks on BatchNorm layers: train-mode vs eval-mode output gap on the batch, and
       the gap that sampling noise alone gives at that batch;
-    * every step's loss (kept on the device until the next recording step).
+    * every step's loss (a loss on a device stays there until the next recording step).
 
 Cost: on other steps no hook is registered at all (and none that autograd keeps: tensor hooks
 live on the step's graph, module and optimizer hooks are removed) and the function mode is off;
-`step()` appends the detached loss to a list (no host sync). All heavy hooks are registered just
+`step()` appends the loss to a list (a CPU loss as its value, read at once; any other detached and
+left on its device: no host sync). All heavy hooks are registered just
 before a recording step and removed right after it; the monitor's own measurements run outside the
 function mode; that step's numbers and the losses since the last one reach the host in one
 device-to-host copy of one concatenated tensor.
@@ -210,7 +211,8 @@ class Monitor:
         self.leaves = [(name or type(model).__name__, m) for name, m in model.named_modules()
                        if next(m.children(), None) is None and not isinstance(m, _SKIP)]
         self._roles = [module_role(m) for _, m in self.leaves]
-        self.param_names = {id(p): name for name, p in model.named_parameters()}
+        self._params = dict(model.named_parameters())
+        self.param_names = {id(p): name for name, p in self._params.items()}
         self.records = Records(every=every, window=window, n_classes=n_classes, first_step=start_step, meta=self._meta(),
                                matrices=self._matrices())
         self._infos: dict[str, ModuleInfo] = {}  # leaf modules in the order their forward ran
@@ -250,7 +252,10 @@ class Monitor:
         """Call once per optimizer step, after `optimizer.step()`, with that step's loss."""
         if self._closed:
             raise RuntimeError("Monitor.step() after close()")
-        self._losses.append(loss.detach() if isinstance(loss, Tensor) else (math.nan if loss is None else float(loss)))
+        if isinstance(loss, Tensor):  # on the CPU read at once; on a device kept there until the recording step
+            self._losses.append(loss.item() if loss.is_cpu else loss.detach())
+        else:
+            self._losses.append(math.nan if loss is None else float(loss))
         if self._armed:
             self._exit_mode()
             if self.optimizer is None:
@@ -552,7 +557,7 @@ class Monitor:
 
     def _manual_updates(self) -> None:
         """Without an optimizer: the update the loop applied since the step's forward."""
-        params = dict(self.model.named_parameters())
+        params = self._params
         with torch.no_grad():
             for name, before in self._snapshot.items():
                 if params[name].grad is not None:
@@ -575,7 +580,7 @@ class Monitor:
                 self._before[name] = p.detach().clone()
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        params = dict(self.model.named_parameters())
+        params = self._params
         if self._closure:
             self._param_stats(p for group in optimizer.param_groups for p in group["params"])
         with torch.no_grad():
@@ -593,9 +598,13 @@ class Monitor:
 
     def _put_losses(self) -> None:
         losses = self._losses
-        if all(isinstance(t, Tensor) and t.dim() == 0 for t in losses) and len({(t.dtype, t.device) for t in losses}) == 1:
-            stacked = torch.stack(losses).float()  # type: ignore[arg-type]  # one op, not three per loss
+        stacked: Tensor | None = None
+        if all(isinstance(t, float) for t in losses):  # read on the host already
+            stacked = torch.tensor(losses, dtype=torch.float32)  # float32, as the losses on a device become
         else:
+            with contextlib.suppress(TypeError, RuntimeError):  # the usual case, 0-d tensors on one device: one op
+                stacked = torch.stack(losses).float()  # type: ignore[arg-type]
+        if stacked is None or stacked.dim() != 1:  # other shapes, other devices, some on the host
             dev = next((t.device for t in losses if isinstance(t, Tensor)), torch.device("cpu"))
             stacked = torch.stack([t.float().reshape(()).to(dev) if isinstance(t, Tensor) else torch.tensor(t, device=dev)
                                    for t in losses])

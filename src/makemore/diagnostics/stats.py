@@ -84,7 +84,7 @@ class Histograms:
         self.samples: list[Tensor] = []
         self.lo: list[Tensor] = []
         self.hi: list[Tensor] = []
-        self._first_bin: tuple[Any, Tensor | None] = (None, None)
+        self._segments: tuple[Any, Tensor | None, Tensor | None] = (None, None, None)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -97,21 +97,26 @@ class Histograms:
 
     def counts(self) -> Tensor:
         """(tensors added, bins) float counts, in the order added; then the batch is empty."""
-        dev, bins, k = self.lo[0].device, self.bins, len(self.samples)
+        bins, k = self.bins, len(self.samples)
         sizes = [s.numel() for s in self.samples]
-        x = torch.cat([s.to(dev) for s in self.samples])  # (N,)
-        lo, hi = torch.stack([t.to(dev) for t in self.lo]), torch.stack([t.to(dev) for t in self.hi])  # (k,)
+        try:
+            x, lo, hi = torch.cat(self.samples), torch.stack(self.lo), torch.stack(self.hi)  # (N,), (k,), (k,)
+        except RuntimeError:  # a model spread over devices
+            dev = self.lo[0].device
+            x = torch.cat([s.to(dev) for s in self.samples])
+            lo, hi = torch.stack([t.to(dev) for t in self.lo]), torch.stack([t.to(dev) for t in self.hi])
         width = (hi - lo).clamp_min(1e-30) / bins  # elementwise: the same values as histogram's
-        # each element's own tensor's lo and width, and its tensor's first bin (the same for the same sizes)
-        lo_x = torch.cat([t.expand(n) for t, n in zip(lo.unbind(), sizes)])
-        width_x = torch.cat([t.expand(n) for t, n in zip(width.unbind(), sizes)])
-        key = (dev, tuple(sizes))
-        if self._first_bin[0] != key:
-            self._first_bin = (key, torch.repeat_interleave(torch.arange(k, device=dev) * bins,
-                                                            torch.tensor(sizes, device=dev), output_size=x.numel()))
-        idx = torch.nan_to_num((x - lo_x) / width_x).floor_().clamp_(0, bins - 1).long()
-        first_bin = self._first_bin[1]
-        assert first_bin is not None
+        key = (x.device, tuple(sizes))
+        if self._segments[0] != key:  # which tensor each element is from (the same for the same sizes)
+            seg = torch.repeat_interleave(torch.arange(k, device=x.device), torch.tensor(sizes, device=x.device),
+                                          output_size=x.numel())
+            self._segments = (key, seg, (seg * bins).int())
+        _, seg, first_bin = self._segments
+        assert seg is not None and first_bin is not None
+        # each element against its own tensor's lo and width (x is the concatenation's own copy: in place);
+        # int32 bin numbers count faster than int64
+        x.sub_(lo.index_select(0, seg)).div_(width.index_select(0, seg))
+        idx = x.nan_to_num_().floor_().clamp_(0, bins - 1).int()
         counts = torch.bincount(idx.add_(first_bin), minlength=k * bins).reshape(k, bins).float()
         self.samples, self.lo, self.hi = [], [], []
         return counts
@@ -219,8 +224,9 @@ def batchnorm_mismatch(x: Tensor, bn: nn.modules.batchnorm._BatchNorm) -> Tensor
     """
     x = x.detach().float()
     dims = [d for d in range(x.dim()) if d != 1]
-    mu_b = x.mean(dims)
-    var_b = x.var(dims, unbiased=False)
+    mu_b = x.mean(dims, keepdim=True)
+    var_b = (x - mu_b).square().mean(dims)  # written out: var() over the batch axis is a slow strided reduction
+    mu_b = mu_b.reshape(-1)
     assert bn.running_mean is not None and bn.running_var is not None
     s_b = (var_b + bn.eps).sqrt()
     s_r = (bn.running_var.float() + bn.eps).sqrt()
@@ -239,12 +245,16 @@ def batchnorm_noise(x: Tensor) -> Tensor:
     """
     x = x.detach().float()
     B = x.shape[0]
-    xe = x.reshape(B, x.shape[1], -1) if x.dim() > 2 else x.unsqueeze(-1)  # (B, C, positions)
-    m, q = xe.mean(-1), xe.square().mean(-1)  # (B, C)
+    if x.dim() > 2:
+        xe = x.reshape(B, x.shape[1], -1)  # (B, C, positions)
+        m, q = xe.mean(-1), xe.square().mean(-1)  # (B, C)
+    else:  # one position per example
+        m, q = x, x.square()
     mu = m.mean(0)
     var = (q.mean(0) - mu.square()).clamp_min(1e-12)
-    se_mu2 = m.var(0, unbiased=True) / B
-    se_var2 = (q - 2 * mu * m).var(0, unbiased=True) / B
+    d = q - 2 * mu * m
+    se_mu2 = (m - mu).square().sum(0) / ((B - 1) * B)  # unbiased variances over the batch, written out as above
+    se_var2 = (d - d.mean(0)).square().sum(0) / ((B - 1) * B)
     rel2 = se_mu2 / var + se_var2 / (4 * var.square())
     return rel2.mean().sqrt()
 

@@ -39,6 +39,12 @@ class DoctorCallback(pl.Callback):
         stop_on: "error" or "warning": stop training once a finding that serious appears.
     """
 
+    # Lightning calls each callable hook of each callback at every batch, inside a profiler context;
+    # it skips a hook that is not callable. The per-batch hooks this callback does not use are None.
+    on_train_batch_start = on_before_backward = on_after_backward = None  # type: ignore[assignment]
+    on_before_optimizer_step = on_before_zero_grad = None  # type: ignore[assignment]
+    on_validation_batch_start = on_validation_batch_end = None  # type: ignore[assignment]
+
     def __init__(self, every: int = DEFAULT_EVERY, window: int = 5, n_classes: int | None = None,
                  report: bool | str | Path = True, stop_on: str | None = None) -> None:
         check_stop_on(stop_on)
