@@ -92,7 +92,8 @@ def loss_svg(records: Records, width: int = 640, height: int = 180, points: int 
     n = len(losses)
     block = max(1, -(-n // points))  # steps per vertex
     starts = np.arange(0, n, block)
-    means = np.array([sum(losses[i : i + block]) for i in range(0, n, block)]) / np.diff(np.append(starts, n))
+    values = np.asarray(losses, dtype=np.float64)
+    means = np.add.reduceat(values, starts) / np.diff(np.append(starts, n)) if n else values
     with np.errstate(invalid="ignore"):
         keep = np.isfinite(means) & (means > 0)  # finite blocks only
     xs = first + np.minimum(starts + block, n)[keep] - 1  # each block's last step
