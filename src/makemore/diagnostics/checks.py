@@ -291,17 +291,14 @@ def _dead_in_windows(r: Records, m: ModuleInfo, t: Thresholds = DEFAULT) -> _Dea
         return _Dead(0, m.units, 0, 0, 0, 0)
     rows = max(1, min(s.acts[m.name].rows for s in recs))
     w = min(max(r.window, math.ceil(t.dead_min_rows / rows)), len(recs))
-    best, at_start = None, 0
-    for end in range(w, len(recs) + 1):
-        win = recs[end - w : end]
-        active = [sum(col) for col in zip(*(s.acts[m.name].unit_active for s in win))]  # type: ignore[misc]
-        dead = sum(1 for a in active if a == 0)
-        if end == w:
-            at_start = dead
-        if best is None or dead > best.dead:
-            best = _Dead(dead, len(active), sum(s.acts[m.name].rows for s in win), win[0].step, win[-1].step, at_start)
-    assert best is not None
-    return best
+    units = [s.acts[m.name].unit_active for s in recs]
+    n = min(len(u) for u in units)  # type: ignore[arg-type]
+    active = np.array([u[:n] for u in units], dtype=np.int64)  # type: ignore[index]  # (records, units)
+    total = np.concatenate([np.zeros((1, n), dtype=np.int64), active.cumsum(0)])
+    dead = ((total[w:] - total[:-w]) == 0).sum(1)  # dead units in each window of w records, in order
+    i = int(dead.argmax())  # the first of the worst windows
+    win = recs[i : i + w]
+    return _Dead(int(dead[i]), n, sum(s.acts[m.name].rows for s in win), win[0].step, win[-1].step, int(dead[0]))
 
 
 def _dead_from_start(r: Records, t: Thresholds = DEFAULT) -> set[str]:
