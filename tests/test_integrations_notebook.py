@@ -126,4 +126,4 @@ def test_live_loss_curve_stays_small_on_a_long_run() -> None:
     # block's mean) sits at the bottom right
     svg = notebook.loss_svg(Records(every=250, window=5, n_classes=None, first_step=0, losses=losses))
     faint = re.findall(r'points="([^"]*)"', svg)[0].split()
-    assert faint[0] == "4.0,4.0" and faint[-1] == "636.0,176.0"
+    assert faint[0] == "4,4" and faint[-1] == "636,176"

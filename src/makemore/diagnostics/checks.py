@@ -189,15 +189,20 @@ def _loss_gain(losses: list[float]) -> float:
     if not finite:
         return 0.0
     w = min(len(finite), max(5, len(finite) // 20))
-    sm = moving_average(finite, w)[w - 1 :]
-    return (sm[0] - sm[-1]) / sm[0] if sm[0] > 0 else 0.0
+    sm = _moving_average(finite, w)[w - 1 :]
+    return float((sm[0] - sm[-1]) / sm[0]) if sm[0] > 0 else 0.0
 
 
 def moving_average(losses: list[float], w: int) -> list[float]:
     """Moving average over w steps (trailing; the first w - 1 over the steps so far), for finite losses."""
+    return _moving_average(losses, w).tolist()
+
+
+def _moving_average(losses: list[float], w: int) -> np.ndarray:
+    """`moving_average` as a float64 array (what the checks read)."""
     total = np.cumsum(np.asarray(losses, dtype=np.float64))
     sums = np.concatenate([total[:w], total[w:] - total[:-w]])
-    return (sums / np.minimum(np.arange(1, len(total) + 1), w)).tolist()
+    return sums / np.minimum(np.arange(1, len(total) + 1), w)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,15 +622,17 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
     # regression loss has no nats to count in and a noisier start: its margins are relative only
     regression = r.n_classes == 0
     abs_m, rel_m = (0.0, t.diverge_rel_regression) if regression else (t.diverge_abs, t.diverge_rel)
-    sm5 = moving_average(L, 5)[4:]
+    sm5 = _moving_average(L, 5)[4:]
     early = sm5[: max(1, len(sm5) // 2)]
-    top = max(early)
+    top_at = int(early.argmax())  # the first of the highest
+    top = float(early[top_at])
     margin0 = max(abs_m, rel_m * L[0])
     spike = top > L[0] + margin0
     w = max(5, n // 20)
-    sm = moving_average(L, w)[w - 1 :]  # averages of full windows
-    start, best, end = sm[0], min(sm), sm[-1]
-    best_step = r.first_step + w - 1 + sm.index(best)
+    sm = _moving_average(L, w)[w - 1 :]  # averages of full windows
+    best_at = int(sm.argmin())  # the first of the lowest
+    start, best, end = float(sm[0]), float(sm[best_at]), float(sm[-1])
+    best_step = r.first_step + w - 1 + best_at
     if end > L[0] + margin0:
         return [Finding(
             "loss.diverging", "error", "loss",
@@ -644,7 +651,7 @@ def check_loss(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             step=r.first_step + n - 1,
         )]
     if spike:
-        at = r.first_step + 4 + early.index(top)
+        at = r.first_step + 4 + top_at
         return [Finding(
             "loss.diverging", "warning", "loss",
             f"the loss rose from {L[0]:.3f} at step {r.first_step} to {top:.3f} (5-step average) at step {at} before "
@@ -716,7 +723,7 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
     L = _finite(records.losses)
     w = min(len(L), max(5, len(L) // 20))
     never_recovered = (bool(records.n_classes) and w > 0
-                       and min(moving_average(L, w)[w - 1 :]) > 2 * math.log(records.n_classes))  # type: ignore[arg-type]
+                       and float(_moving_average(L, w)[w - 1 :].min()) > 2 * math.log(records.n_classes))  # type: ignore[arg-type]
     overflowed = bool(_nonfinite_grads(records))
     saturated_at_start = {f.where for f in found if f.code == "act.saturated" and f.severity != "info"}
     serious = {f.code for f in found if f.severity != "info"}

@@ -109,6 +109,9 @@ def module_role(m: nn.Module) -> tuple[str, tuple[float, float]]:
 # (bench/monitor_overhead.py); the lectures' plots need a few dozen recordings over a run
 DEFAULT_EVERY = 250
 
+_COUNTS = ("counts", "unit_active")  # the values that are counts: read as ints
+
+
 class _Transfer:
     """Device tensors waiting for the recording step's single device-to-host copy, and the
     histograms of the step, counted together (`batch`) just before it."""
@@ -126,7 +129,7 @@ class _Transfer:
 
     def fetch(self) -> dict[tuple[str, ...], Any]:
         """One concatenation on the device, one copy to the host, then split by key into lists of
-        floats; the unit maps stay numpy arrays (they become int8 pictures). The 0-d values, most
+        floats (of ints for counts); the unit maps stay numpy arrays (they become int8 pictures). The 0-d values, most
         of them, go into the concatenation as one stack rather than one reshape each, and the
         histograms as one (tensors, bins) block."""
         if not self.items:
@@ -149,15 +152,16 @@ class _Transfer:
             flat = torch.cat(parts).cpu().numpy()  # the one device-to-host transfer
         sizes = [items[k].numel() for k in vectors]
         bins = self.batch.bins if self.batch is not None else 0
-        head = flat[: len(scalars) + sum(sizes) + len(hist_keys) * bins].tolist()
-        out: dict[tuple[str, ...], Any] = {k: [head[i]] for i, k in enumerate(scalars)}
+        n_head = len(scalars) + sum(sizes)
+        head = flat[:n_head].tolist()
+        out: dict[tuple[str, ...], Any] = dict(zip(scalars, ([v] for v in head)))
         i = len(scalars)
-        for k, n in zip(vectors, sizes):
-            out[k] = head[i : i + n]
+        for k, n in zip(vectors, sizes):  # counts as ints, read off the float32 copy (exact below 2^24)
+            out[k] = flat[i : i + n].astype(np.int64).tolist() if k[-1] in _COUNTS else head[i : i + n]
             i += n
-        for k in hist_keys:
-            out[k] = head[i : i + bins]
-            i += bins
+        if hist_keys:
+            out.update(zip(hist_keys, flat[i : i + len(hist_keys) * bins].astype(np.int64).reshape(-1, bins).tolist()))
+            i += len(hist_keys) * bins
         for k in maps:
             n = items[k].numel()
             out[k] = flat[i : i + n]
@@ -219,6 +223,7 @@ class Monitor:
         self._handles: list[Any] = []
         self._transfer = _Transfer(Histograms(bins) if self._batched else None)
         self._losses: list[Tensor | float] = []
+        self._device_losses = False  # some of them are tensors on a device, not yet read
         self._rows: dict[str, int] = {}
         self._leaf = dict(self.leaves)
         self._seen_fwd: set[str] = set()
@@ -252,10 +257,15 @@ class Monitor:
         """Call once per optimizer step, after `optimizer.step()`, with that step's loss."""
         if self._closed:
             raise RuntimeError("Monitor.step() after close()")
-        if isinstance(loss, Tensor):  # on the CPU read at once; on a device kept there until the recording step
-            self._losses.append(loss.item() if loss.is_cpu else loss.detach())
+        # kept as float32 values: on the CPU read at once; on a device kept there until the recording step
+        if isinstance(loss, Tensor):
+            if loss.is_cpu:
+                self._losses.append((loss if loss.dtype == torch.float32 else loss.float()).item())
+            else:
+                self._losses.append(loss.detach())
+                self._device_losses = True
         else:
-            self._losses.append(math.nan if loss is None else float(loss))
+            self._losses.append(math.nan if loss is None else float(np.float32(loss)))
         if self._armed:
             self._exit_mode()
             if self.optimizer is None:
@@ -597,19 +607,23 @@ class Monitor:
     # -- host side ---------------------------------------------------------------------------
 
     def _put_losses(self) -> None:
+        """The losses since the last call: read on the host already, into the records now; else
+        into the step's one transfer (as float32)."""
         losses = self._losses
+        if not self._device_losses:
+            self.records.losses.extend(losses)  # type: ignore[arg-type]
+            self._losses = []
+            return
         stacked: Tensor | None = None
-        if all(isinstance(t, float) for t in losses):  # read on the host already
-            stacked = torch.tensor(losses, dtype=torch.float32)  # float32, as the losses on a device become
-        else:
-            with contextlib.suppress(TypeError, RuntimeError):  # the usual case, 0-d tensors on one device: one op
-                stacked = torch.stack(losses).float()  # type: ignore[arg-type]
+        with contextlib.suppress(TypeError, RuntimeError):  # the usual case, 0-d tensors on one device: one op
+            stacked = torch.stack(losses).float()  # type: ignore[arg-type]
         if stacked is None or stacked.dim() != 1:  # other shapes, other devices, some on the host
-            dev = next((t.device for t in losses if isinstance(t, Tensor)), torch.device("cpu"))
+            dev = next(t.device for t in losses if isinstance(t, Tensor) and not t.is_cpu)
             stacked = torch.stack([t.float().reshape(()).to(dev) if isinstance(t, Tensor) else torch.tensor(t, device=dev)
                                    for t in losses])
         self._transfer.items[("loss",)] = stacked
-        self._losses.clear()
+        self._losses = []
+        self._device_losses = False
 
     def _store_losses(self, host: dict[tuple[str, ...], list[float]]) -> None:
         self.records.losses.extend(host.pop(("loss",), []))
@@ -688,7 +702,7 @@ class Monitor:
         info = self._infos[name]
         st = ActStats(v["mean"][0], v["std"][0], _flag(v, "nonfinite", "mean"), _hist(v), rows=0)
         if "inactive" in v:
-            st.unit_active = [int(a) for a in v["unit_active"]]
+            st.unit_active = v["unit_active"]
             units = len(st.unit_active)
             st.rows = self._rows.get(name, 0)
             if "map" in v:
@@ -756,7 +770,7 @@ def _flag(v: dict[str, list[float]], flag: str, mean: str) -> float:
 
 
 def _hist(v: dict[str, list[float]]) -> Histogram:
-    return Histogram(v["lo"][0], v["hi"][0], [int(c) for c in v["counts"]])
+    return Histogram(v["lo"][0], v["hi"][0], v["counts"])
 
 
 __all__ = ["Monitor", "module_role"]

@@ -39,7 +39,7 @@ def finite_summary(x: Tensor, bins: int, batch: Histograms | None = None) -> dic
     """
     x = x.detach().reshape(-1).float()
     n = x.numel()
-    mean = x.sum() / max(n, 1)
+    mean = x.mean() if n else x.new_zeros(())
     centered = x - mean
     std = (torch.dot(centered, centered) / max(n - 1, 1)).sqrt()  # two passes: exact when mean >> std
     lo, hi, sample = _range_sample(x, mean)
@@ -70,7 +70,8 @@ def histogram(x: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
     size on the host; non-finite values land in an end bin (NaN's index is clamped).
     """
     width = (hi - lo).clamp_min(1e-30) / bins
-    idx = torch.nan_to_num((x - lo) / width).floor_().clamp_(0, bins - 1).long()
+    # x >= lo, so (x - lo) / width >= 0 and truncation is the floor
+    idx = torch.nan_to_num((x - lo) / width).clamp_(0, bins - 1).long()
     return torch.zeros(bins, device=x.device).scatter_add_(0, idx, torch.ones((), device=x.device).expand_as(x))
 
 
@@ -116,7 +117,7 @@ class Histograms:
         # each element against its own tensor's lo and width (x is the concatenation's own copy: in place);
         # int32 bin numbers count faster than int64
         x.sub_(lo.index_select(0, seg)).div_(width.index_select(0, seg))
-        idx = x.nan_to_num_().floor_().clamp_(0, bins - 1).int()
+        idx = x.nan_to_num_().clamp_(0, bins - 1).int()  # truncated: the floor, as in `histogram`
         counts = torch.bincount(idx.add_(first_bin), minlength=k * bins).reshape(k, bins).float()
         self.samples, self.lo, self.hi = [], [], []
         return counts
@@ -187,7 +188,7 @@ def param_summary(p: Tensor, bins: int, batch: Histograms | None = None) -> dict
     assert p.grad is not None
     g = p.grad.detach().reshape(-1).float()
     n = g.numel()
-    mean = g.sum() / n
+    mean = g.mean()
     centered = g - mean
     data = p.detach().float()
     out = {"data_std": data.std() if data.numel() > 1 else data.new_zeros(()), "grad_mean": mean,

@@ -115,7 +115,8 @@ def loss_svg(records: Records, width: int = 640, height: int = 180, points: int 
     def line(x: np.ndarray, y: np.ndarray, style: str) -> str:
         px = pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
         py = pad + (y1 - y) / (y1 - y0) * (height - 2 * pad)
-        xy = " ".join(["%.1f,%.1f"] * len(px)) % tuple(np.column_stack([px, py]).ravel().tolist())
+        # whole units: the curve is drawn at most `width` pixels wide (and ints format fast)
+        xy = " ".join(["%d,%d"] * len(px)) % tuple(np.rint(np.column_stack([px, py])).astype(np.int64).ravel().tolist())
         return f'<polyline fill="none" points="{xy}" {style}/>'
 
     out = [line(xs, ys, 'stroke="#1f77b4" stroke-opacity="0.3"')]
