@@ -536,8 +536,8 @@ def check_updates(r: Records, t: Thresholds = DEFAULT) -> list[Finding]:
             f"{d.first}-{d.last}, against {d.at_start} in its first window)",
             f"lower the learning rate about {factor:g}x (or warm it up over the first steps): steps this large push units "
             "into the region where they pass no gradient, and they do not come back", step=step)]
-    gain = _loss_gain(r.losses)
-    if u < t.update_min and gain < t.update_min_loss_gain and len(r.losses) >= t.update_min_loss_steps:
+    if (u < t.update_min and len(r.losses) >= t.update_min_loss_steps
+            and (gain := _loss_gain(r.losses)) < t.update_min_loss_gain):
         factor = 10 ** max(1, round(t.update_target - u))
         return [Finding("update.too_small", "warning", where,
                         f"update:data ratio 10^{u:.1f} (median over weight matrices and {len(body)} recorded steps), and "
@@ -712,7 +712,7 @@ def run_checks(records: Records, thresholds: Thresholds = DEFAULT) -> list[Findi
     """Every check on `records`, most serious first (stable within a severity), symptoms folded
     into their causes (see above)."""
     found = [f for check in CHECKS for f in check(records, thresholds)]
-    if not records.steps:
+    if not records.steps or not found:  # nothing to fold
         return sorted(found, key=lambda f: -f.rank)
     dead_at_start = _dead_from_start(records, thresholds)
     died_under_steps = {name for _, _, name, _ in _died_under_large_steps(records, thresholds)}

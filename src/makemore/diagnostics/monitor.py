@@ -30,7 +30,9 @@ What it measures on a recording step (the quantities of Karpathy's makemore part
     * every step's loss (a loss on a device stays there until the next recording step).
 
 Cost: on other steps no hook is registered at all (and none that autograd keeps: tensor hooks
-live on the step's graph, module and optimizer hooks are removed) and the function mode is off;
+live on the step's graph, module and optimizer hooks are removed) and the function mode is off
+(on later recording steps too, for a model with no activation called as a function, once the
+loss's classes are known);
 `step()` appends the loss to a list (a CPU loss as its value, read at once; any other detached and
 left on its device: no host sync). All heavy hooks are registered just
 before a recording step and removed right after it; the monitor's own measurements run outside the
@@ -236,6 +238,13 @@ class Monitor:
         self._nonlinear_leaves = {name for name, m in self.leaves if module_role(m)[0] in (*NONLINEAR_ROLES, "softmax")
                                   or "Softmax" in type(m).__name__}
         self._tap = FunctionTap(self._on_call)
+        # the function mode costs a Python call per torch call: after a recording whose forward it
+        # watched, it stays on only for a model that calls activations as functions, or while the
+        # loss function's classes are still unknown; a module's unit axis is kept from its first recording
+        self._tap_needed = True
+        self._functional = False  # the model called an activation as a function
+        self._forward_seen = False  # the function mode watched a forward of the model
+        self._axes: dict[str, int] = {}
         self._stack: list[str] = []
         self._tensor_info: dict[int, tuple[weakref.ref[Tensor], int, str | None]] = {}  # id -> (ref, axis, producer)
         self._fn_count: dict[str, int] = {}
@@ -344,8 +353,9 @@ class Monitor:
             if role == "batchnorm" and getattr(m, "track_running_stats", False):
                 h.append(m.register_forward_pre_hook(self._bn_hook(name)))
         h.append(self.model.register_forward_pre_hook(self._root_pre_hook))
-        h.append(register_module_forward_pre_hook(self._push))
-        h.append(register_module_forward_hook(self._pop))
+        if self._tap_needed:  # the module stack names the activations called as functions
+            h.append(register_module_forward_pre_hook(self._push))
+            h.append(register_module_forward_hook(self._pop))
         if self.optimizer is not None:
             h.append(self.optimizer.register_step_pre_hook(self._pre_step))
             h.append(self.optimizer.register_step_post_hook(self._post_step))
@@ -411,7 +421,9 @@ class Monitor:
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), None)
         axis = module_axis(module)
         if axis is None:
-            axis = self._axis_of(x, y)
+            axis = self._axes.get(name)
+            if axis is None:
+                axis = self._axes[name] = self._axis_of(x, y)
         self._mark(y, axis, name)
         if not first:
             return replaced
@@ -427,23 +439,22 @@ class Monitor:
     def _record(self, name: str, kind: str, role: str, scale: tuple[float, float], y: Tensor, axis: int,
                 x: Tensor | None = None, slope_of: Callable[[Tensor], Tensor] | None = None,
                 bias_param: str | None = None, grad: bool = True) -> None:
-        """Measure one activation tensor y (and hook its gradient)."""
+        """Measure one activation tensor y (and hook its gradient); called inside `_own_work`."""
         units = y.shape[axis] if y.dim() else 1
         self._rows[name] = y.numel() // max(1, units)  # examples each unit is counted over (host ints)
         if name not in self._infos:
             self._infos[name] = ModuleInfo(name, kind, role, int(units), bias_param)
         slope = None
-        with self._own_work():
-            if role == "smooth":
-                if slope_of is None or x is None or x.shape != y.shape:
-                    role = self._infos[name].role = "other"  # no input to take the slope at: stats only
-                else:  # elementwise: the gradient of sum(f(x)) is f'(x)
-                    with torch.enable_grad():
-                        xx = x.detach().requires_grad_(True)
-                        (slope,) = torch.autograd.grad(slope_of(xx).sum(), xx)
-            with torch.no_grad():
-                self._transfer.put(("act", name), activation_summary(
-                    y, role, self.bins, scale, self.map_rows, self.map_units, axis, slope, self._transfer.batch))
+        if role == "smooth":
+            if slope_of is None or x is None or x.shape != y.shape:
+                role = self._infos[name].role = "other"  # no input to take the slope at: stats only
+            else:  # elementwise: the gradient of sum(f(x)) is f'(x)
+                with torch.enable_grad():
+                    xx = x.detach().requires_grad_(True)
+                    (slope,) = torch.autograd.grad(slope_of(xx).sum(), xx)
+        # (the summary detaches y and the slope: it builds no graph)
+        self._transfer.put(("act", name), activation_summary(
+            y, role, self.bins, scale, self.map_rows, self.map_units, axis, slope, self._transfer.batch))
         if grad and y.requires_grad and role in _GRAD_ROLES:
             y.register_hook(self._grad_hook(name))
 
@@ -495,6 +506,7 @@ class Monitor:
         inner = self._stack[-1] if self._stack else None
         if not torch.is_grad_enabled() or inner in self._nonlinear_leaves:
             return  # an activation module calling its function: its own hook measures it
+        self._functional = True
         kind, role, scale = spec
         x = args[0] if args else kwargs.get("input")
         base = f"{self._producer(x) or inner or self._names[id(self.model)]}.{kind.lower()}"
@@ -507,7 +519,8 @@ class Monitor:
         self._seen_fwd.add(name)
         rest, kw = args[1:], {k: v for k, v in kwargs.items() if k != "inplace"}
         slope = (lambda t: func(t, *rest, **kw)) if role == "smooth" and x is not out else None  # noqa: E731
-        self._record(name, kind, role, scale, out, axis, x if isinstance(x, Tensor) else None, slope)
+        with self._own_work():
+            self._record(name, kind, role, scale, out, axis, x if isinstance(x, Tensor) else None, slope)
 
     def _on_loss(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], out: Tensor) -> None:
         if self._loss_call is not None:
@@ -521,8 +534,9 @@ class Monitor:
         if not torch.is_grad_enabled():
             return
         self._fn_count.clear()
-        if not self._tap.active:
+        if self._tap_needed and not self._tap.active:
             self._tap.__enter__()  # left at the optimizer's step, at Monitor.step(), or at disarm
+            self._forward_seen = True
         if self.optimizer is None and not self._snapshot:
             self._snapshot = {n: p.detach().clone() for n, p in self.model.named_parameters()
                               if p.requires_grad and p.numel() > 1}
@@ -637,6 +651,8 @@ class Monitor:
         rec = StepRecord(step=step, loss=self.records.loss_at(step) if self.records.loss_at(step) is not None else math.nan,
                          lr=self._lr, skipped=self.optimizer is not None and not self._stepped)
         self._store_loss_function(host.pop(("lossfn", "value", "v"), None))
+        if self._forward_seen and not self._functional and self.records.n_classes is not None:
+            self._tap_needed = False  # nothing more for the function mode to see
         for name, taps in self._rnn.items():
             for layer, tap in enumerate(taps):
                 t = self._time_stats(tap, host.pop(("time", f"{name}.layer{layer}", "total"), None),

@@ -6,7 +6,9 @@ examples. On a recording step the monitor pushes `FunctionTap`, which sees every
 from Python: activation functions are measured like activation modules; loss functions tell how
 many classes the loss compares against (so the step-0 loss check works on any model and stays off
 for regression); other calls carry the unit axis of their input forward (a convolution's channels
-through pooling and additions). On other steps the mode is not on the stack and costs nothing.
+through pooling and additions). On other steps the mode is not on the stack and costs nothing;
+after the first recording it stays off for a model that calls no activation as a function, once
+the loss's classes are known (the monitor keeps each module's unit axis from that recording).
 """
 
 from __future__ import annotations
