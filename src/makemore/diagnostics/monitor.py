@@ -219,6 +219,7 @@ class Monitor:
         self._roles = [module_role(m) for _, m in self.leaves]
         self._params = dict(model.named_parameters())
         self.param_names = {id(p): name for name, p in self._params.items()}
+        self._every = every
         self.records = Records(every=every, window=window, n_classes=n_classes, first_step=start_step, meta=self._meta(),
                                matrices=self._matrices())
         self._infos: dict[str, ModuleInfo] = {}  # leaf modules in the order their forward ran
@@ -266,15 +267,10 @@ class Monitor:
         """Call once per optimizer step, after `optimizer.step()`, with that step's loss."""
         if self._closed:
             raise RuntimeError("Monitor.step() after close()")
-        # kept as float32 values: on the CPU read at once; on a device kept there until the recording step
-        if isinstance(loss, Tensor):
-            if loss.is_cpu:
-                self._losses.append((loss if loss.dtype == torch.float32 else loss.float()).item())
-            else:
-                self._losses.append(loss.detach())
-                self._device_losses = True
+        if isinstance(loss, Tensor) and loss.is_cpu and loss.dtype is torch.float32:  # the usual case: read at once
+            self._losses.append(loss.item())
         else:
-            self._losses.append(math.nan if loss is None else float(np.float32(loss)))
+            self._add_loss(loss)
         if self._armed:
             self._exit_mode()
             if self.optimizer is None:
@@ -282,9 +278,21 @@ class Monitor:
                 self._manual_updates()
             self._collect(self.step_index)
             self._disarm()
-        self.step_index += 1
-        if self._is_recording(self.step_index):
+        self.step_index = step = self.step_index + 1
+        if step % self._every == 0 or step in self._forced:  # _is_recording, written out: it runs every step
             self._arm()
+
+    def _add_loss(self, loss: Tensor | float | None) -> None:
+        """Keep a step's loss as a float32 value: on the CPU read at once; on a device kept there
+        (detached) until the recording step."""
+        if isinstance(loss, Tensor):
+            if loss.is_cpu:
+                self._losses.append(loss.float().item())
+            else:
+                self._losses.append(loss.detach())
+                self._device_losses = True
+        else:
+            self._losses.append(math.nan if loss is None else float(np.float32(loss)))
 
     @property
     def armed(self) -> bool:
@@ -342,7 +350,7 @@ class Monitor:
     # -- arming ------------------------------------------------------------------------------
 
     def _is_recording(self, step: int) -> bool:
-        return step % self.records.every == 0 or step in self._forced
+        return step % self._every == 0 or step in self._forced
 
     def _arm(self) -> None:
         self._seen_fwd.clear()

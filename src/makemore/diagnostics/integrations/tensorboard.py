@@ -25,9 +25,9 @@ from ..records import Histogram, Records, StepRecord
 from .common import PREFIX, Update, Watch, finding_scalars, findings_text, require
 
 require("torch.utils.tensorboard", "tensorboard", "makemore.diagnostics.integrations.tensorboard", package="tensorboard")
-from tensorboard.compat.proto.summary_pb2 import Summary  # noqa: E402
+from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-from torch.utils.tensorboard.summary import histogram_raw, text  # noqa: E402
+from torch.utils.tensorboard.summary import text  # noqa: E402
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -94,8 +94,10 @@ def _histogram(events: Events, tag: str, h: Histogram | None, mean: float, sum_s
     n = sum(h.counts) if h is not None else 0
     if h is None or n == 0:
         return
-    events.add(step, histogram_raw(tag, min=h.lo, max=h.hi, num=n, sum=mean * n, sum_squares=sum_squares_per * n,
-                                   bucket_limits=h.edges()[1:], bucket_counts=h.counts))
+    # the value add_histogram_raw's summary holds, made directly
+    histo = HistogramProto(min=h.lo, max=h.hi, num=n, sum=mean * n, sum_squares=sum_squares_per * n,
+                           bucket_limit=h.edges()[1:], bucket=h.counts)
+    events.by_step.setdefault(step, []).append(Summary.Value(tag=tag, histo=histo))
 
 
 def add_histograms(events: Events, rec: StepRecord) -> None:
