@@ -1,5 +1,7 @@
 """The monitor's and the integrations' cheap paths record exactly what the slow ways record: the
 monitor's own measurements outside the function mode against the same run with the mode left on;
+the function mode off after the first recording (a model with no activation called as a function)
+against the mode on at every recording;
 a step's histograms counted in one batch, and the non-finite flags read on the host, against each
 summary taken on its own; the losses against a host read of every step's loss; one TensorBoard
 event per step against one event per value; TensorBoard's record checksums computed in C against
@@ -141,6 +143,29 @@ def test_own_measurements_outside_the_function_mode_record_the_same(name: str, m
         assert {"bn.relu", "conv2.gelu"} <= set(records["steps"][0]["acts"])
     if name == "gpt":
         assert any(k.endswith("softmax") for k in records["steps"][0]["acts"])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_function_mode_off_after_the_first_recording_records_the_same(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = monitored_run(name, steps=13)
+    monkeypatch.setattr(Monitor, "_tap_always", True)
+    slow = monitored_run(name, steps=13)
+    assert fast == slow  # every recorded number, to the bit, the findings and the losses
+
+
+@pytest.mark.parametrize("name, stays_on", [("mlp", False), ("gru", False), ("conv", True), ("gpt", True)])
+def test_function_mode_stays_on_only_for_activations_called_as_functions(name: str, stays_on: bool) -> None:
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    mon, draw = Monitor(model, opt, every=2), draws(name)
+    seen = []
+    for step in range(5):
+        train_step(model, opt, *draw(step))
+        seen.append(mon._tap_needed)  # before the step's Monitor.step: what this recording step had
+        mon.step(torch.tensor(1.0))
+    assert seen[0] is True and seen[2:] == [stays_on] * 3
+    assert mon.records.n_classes == (4 if name == "conv" else 5 if name == "mlp" else 11)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

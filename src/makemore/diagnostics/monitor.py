@@ -192,6 +192,9 @@ class Monitor:
     # the step's histograms counted together, the non-finite flags read on the host, std(W_before)
     # taken once; off: each summary on its own, the plain way (tests compare the two, to the bit)
     _batched = True
+    # the function mode on at every recording step, not only until it has nothing more to see
+    # (tests compare the two, to the bit)
+    _tap_always = False
 
     def __init__(
         self,
@@ -659,7 +662,7 @@ class Monitor:
         rec = StepRecord(step=step, loss=self.records.loss_at(step) if self.records.loss_at(step) is not None else math.nan,
                          lr=self._lr, skipped=self.optimizer is not None and not self._stepped)
         self._store_loss_function(host.pop(("lossfn", "value", "v"), None))
-        if self._forward_seen and not self._functional and self.records.n_classes is not None:
+        if self._forward_seen and not self._functional and self.records.n_classes is not None and not self._tap_always:
             self._tap_needed = False  # nothing more for the function mode to see
         for name, taps in self._rnn.items():
             for layer, tap in enumerate(taps):
