@@ -30,14 +30,13 @@ What it measures on a recording step (the quantities of Karpathy's makemore part
     * every step's loss (a loss on a device stays there until the next recording step).
 
 Cost: on other steps no hook is registered at all (and none that autograd keeps: tensor hooks
-live on the step's graph, module and optimizer hooks are removed) and the function mode is off
-(on later recording steps too, for a model with no activation called as a function, once the
-loss's classes are known);
+live on the step's graph, module and optimizer hooks are removed) and the function mode is off;
 `step()` appends the loss to a list (a CPU loss as its value, read at once; any other detached and
-left on its device: no host sync). All heavy hooks are registered just
-before a recording step and removed right after it; the monitor's own measurements run outside the
-function mode; that step's numbers and the losses since the last one reach the host in one
-device-to-host copy of one concatenated tensor.
+left on its device: no host sync). All heavy hooks are registered just before a recording step and
+removed right after it; the monitor's own measurements run outside the function mode, and after the
+first recording the mode stays off altogether for a model with no activation called as a function,
+once the loss's classes are known. A recording step's numbers and the device losses since the last
+one reach the host in one device-to-host copy of one concatenated tensor.
 """
 
 from __future__ import annotations
