@@ -130,9 +130,9 @@ class _Transfer:
 
     def fetch(self) -> dict[tuple[str, ...], Any]:
         """One concatenation on the device, one copy to the host, then split by key into lists of
-        floats (of ints for counts); the unit maps stay numpy arrays (they become int8 pictures). The 0-d values, most
-        of them, go into the concatenation as one stack rather than one reshape each, and the
-        histograms as one (tensors, bins) block."""
+        floats (of ints for counts); the unit maps stay numpy arrays (they become int8 pictures).
+        The 0-d values, most of them, go into the concatenation as one stack rather than one
+        reshape each, and the histograms as one (tensors, bins) block."""
         if not self.items:
             return {}
         items = self.items
@@ -661,8 +661,8 @@ class Monitor:
         rec = StepRecord(step=step, loss=self.records.loss_at(step) if self.records.loss_at(step) is not None else math.nan,
                          lr=self._lr, skipped=self.optimizer is not None and not self._stepped)
         self._store_loss_function(host.pop(("lossfn", "value", "v"), None))
-        if self._forward_seen and not self._functional and self.records.n_classes is not None and not self._tap_always:
-            self._tap_needed = False  # nothing more for the function mode to see
+        if self._forward_seen and not self._functional and self.records.n_classes is not None:
+            self._tap_needed = self._tap_always  # nothing more for the function mode to see
         for name, taps in self._rnn.items():
             for layer, tap in enumerate(taps):
                 t = self._time_stats(tap, host.pop(("time", f"{name}.layer{layer}", "total"), None),
