@@ -221,7 +221,6 @@ class Monitor:
         self._roles = [module_role(m) for _, m in self.leaves]
         self._params = dict(model.named_parameters())
         self.param_names = {id(p): name for name, p in self._params.items()}
-        self._every = every
         self.records = Records(every=every, window=window, n_classes=n_classes, first_step=start_step, meta=self._meta(),
                                matrices=self._matrices())
         self._infos: dict[str, ModuleInfo] = {}  # leaf modules in the order their forward ran
@@ -280,8 +279,8 @@ class Monitor:
                 self._manual_updates()
             self._collect(self.step_index)
             self._disarm()
-        self.step_index = step = self.step_index + 1
-        if step % self._every == 0 or step in self._forced:  # _is_recording, written out: it runs every step
+        self.step_index += 1
+        if self._is_recording(self.step_index):
             self._arm()
 
     def _add_loss(self, loss: Tensor | float | None) -> None:
@@ -352,7 +351,7 @@ class Monitor:
     # -- arming ------------------------------------------------------------------------------
 
     def _is_recording(self, step: int) -> bool:
-        return step % self._every == 0 or step in self._forced
+        return step % self.records.every == 0 or step in self._forced
 
     def _arm(self) -> None:
         self._seen_fwd.clear()
