@@ -86,8 +86,7 @@ def run_config(model: str | None = None, preset: str | None = None, base: Mappin
         chosen = dict(auto.options)  # like a preset: under the options given
         won = {k: given[k] for k in chosen if k in given and given[k] != chosen[k]}
         if won:  # the printed and recorded choice says which of its options were not used
-            shown = ", ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
-                              for k, v in won.items())
+            shown = ", ".join(f"--{k.replace('_', '-')} {f'{v:g}' if isinstance(v, float) else v}" for k, v in won.items())
             auto = replace(auto, reason=f"{auto.reason} (your options win: {shown})")
         name = chosen.pop("model")
     spec = get_spec(name)
